@@ -1,0 +1,92 @@
+"""Input validators for the RL math modules; each raises ``ValueError`` naming the argument.
+
+The checks are cheap: a few whole-tensor ops, no loops over tokens. The value checks on a
+mask (0/1, prefix of ones) read one boolean back to the host, one sync per check.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Collection
+
+import torch
+
+
+def require_float_tensor(name: str, x: object, ndim: int | None = None) -> torch.Tensor:
+    """Return ``x`` if it is a non-empty floating-point tensor (with ``ndim`` dims if given)."""
+    if not isinstance(x, torch.Tensor):
+        # ValueError, not TypeError: the package promises ValueError for every bad input
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+    if ndim is not None and x.dim() != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-dim tensor, got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty tensor, got shape {tuple(x.shape)}")
+    return x
+
+
+def require_same_shape(name: str, x: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+    """Raise unless ``x`` has exactly the shape of ``ref``."""
+    if x.shape != ref.shape:
+        raise ValueError(
+            f"{name}: expected shape {tuple(ref.shape)} (the shape of {ref_name}), "
+            f"got {tuple(x.shape)}"
+        )
+
+
+def require_mask(
+    name: str, mask: object, shape: torch.Size, prefix: bool = True
+) -> torch.Tensor:
+    """Return ``mask`` as a bool tensor after checking its shape and that it holds only 0/1.
+
+    With ``prefix=True`` also check that each row (last dim) is a run of ones followed by zeros,
+    the convention for response tokens. This catches the common slip of passing a padding mask
+    (1 = padding, as in TRL) where a validity mask is expected.
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(mask).__name__}")  # noqa: TRY004
+    if mask.shape != shape:
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(f"{name}: expected only 0/1 values")
+    mask = mask.bool()
+    if prefix and mask.dim() > 0 and not bool((mask[..., 1:] <= mask[..., :-1]).all()):
+        raise ValueError(f"{name}: expected each row to be a prefix of ones (1 = valid token)")
+    return mask
+
+
+def require_number(
+    name: str,
+    value: object,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a float after checking it is a finite number in the given interval."""
+    is_scalar_tensor = isinstance(value, torch.Tensor) and value.dim() == 0
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or is_scalar_tensor):
+        raise ValueError(f"{name}: expected a number, got {type(value).__name__}")
+    number = float(value)
+    below = number <= low if low_open else number < low
+    above = number >= high if high_open else number > high
+    if not math.isfinite(number) or below or above:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name}: expected a finite number in {interval}, got {value!r}")
+    return number
+
+
+def require_int(name: str, value: object, low: int) -> int:
+    """Return ``value`` if it is an int (not a bool) with ``value >= low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+    return value
+
+
+def require_choice(name: str, value: object, choices: Collection[str]) -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
+    return value  # type: ignore[return-value]

@@ -1,0 +1,132 @@
+"""PPO's pieces: the probability ratio, the clipped surrogate, policy and value losses.
+
+Tensors are ``(B, T)`` over response tokens; ``mask`` is 1 on real tokens (a prefix of ones per
+row). Losses are 0-dim tensors to minimise; their ``stats`` dicts hold python floats (detached,
+ready to log).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlhf_edu._checks import require_float_tensor, require_mask, require_number, require_same_shape
+from rlhf_edu.advantages import _masked_mean
+
+
+def probability_ratio(logprobs: torch.Tensor, old_logprobs: torch.Tensor) -> torch.Tensor:
+    """Compute the per-token probability ratio ``pi_theta(a|s) / pi_old(a|s)``.
+
+    ``r_t = exp(logprobs_t - old_logprobs_t)`` (Schulman et al. 2017, PPO). Both ``(B, T)``
+    natural-log probabilities of the sampled tokens; ``old_logprobs`` come from the rollout
+    (no gradient). Returns ``(B, T)``.
+
+    Taught in notebooks/04_ratios_and_clipping.ipynb.
+    """
+    logprobs = require_float_tensor("logprobs", logprobs)
+    old_logprobs = require_float_tensor("old_logprobs", old_logprobs)
+    require_same_shape("old_logprobs", old_logprobs, "logprobs", logprobs)
+    return torch.exp(logprobs - old_logprobs)
+
+
+def clipped_surrogate(
+    ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float = 0.2
+) -> torch.Tensor:
+    """Compute PPO's per-element clipped surrogate objective (to maximise).
+
+    ``L_t = min(r_t * A_t, clip(r_t, 1 - eps, 1 + eps) * A_t)`` (Schulman et al. 2017, eq. 7):
+    the pessimistic one of the plain and clipped terms, so once the ratio has moved past
+    ``1 +- eps`` in the direction the advantage favours, the gradient is 0. ``ratio`` and
+    ``advantages`` have the same shape; ``clip_eps`` in (0, 1). Returns that shape.
+
+    Taught in notebooks/04_ratios_and_clipping.ipynb.
+    """
+    ratio = require_float_tensor("ratio", ratio)
+    advantages = require_float_tensor("advantages", advantages)
+    require_same_shape("advantages", advantages, "ratio", ratio)
+    clip_eps = require_number("clip_eps", clip_eps, 0.0, 1.0, low_open=True, high_open=True)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    return torch.min(unclipped, clipped)
+
+
+def policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float = 0.2,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Compute PPO's clipped policy loss over the valid tokens (Schulman et al. 2017).
+
+    ``loss = -masked_mean(min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t))`` with
+    ``r_t = exp(logprobs_t - old_logprobs_t)``. All inputs ``(B, T)``. Returns ``(loss, stats)``:
+    ``loss`` a 0-dim tensor; ``stats`` python floats over valid tokens:
+    ``clipfrac`` (fraction where the clipped term is taken and differs), ``approx_kl``
+    (``0.5 * mean((logprobs - old_logprobs)^2)``, the k2 estimate TRL logs) and ``ratio_mean``.
+
+    Taught in notebooks/04_ratios_and_clipping.ipynb.
+    """
+    ratio = probability_ratio(logprobs, old_logprobs)
+    advantages = require_float_tensor("advantages", advantages)
+    require_same_shape("advantages", advantages, "logprobs", logprobs)
+    valid = require_mask("mask", mask, logprobs.shape)
+    objective = clipped_surrogate(ratio, advantages, clip_eps)
+    loss = -_masked_mean(objective, valid)
+    with torch.no_grad():
+        logratio = logprobs - old_logprobs
+        clipped = (objective < ratio * advantages).to(ratio.dtype)  # clip taken and it changed L_t
+        stats = {
+            "clipfrac": _masked_mean(clipped, valid).item(),
+            "approx_kl": _masked_mean(0.5 * logratio**2, valid).item(),
+            "ratio_mean": _masked_mean(ratio, valid).item(),
+        }
+    return loss, stats
+
+
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float = 0.2,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Compute PPO's clipped value loss over the valid tokens.
+
+    ``loss = 0.5 * masked_mean(max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2))``, the
+    pessimistic value clipping of the PPO baselines (OpenAI baselines / Schulman et al. 2017
+    code). All inputs ``(B, T)``; ``clip_range`` > 0. Returns ``(loss, stats)`` with
+    ``stats["vf_clipfrac"]``, the fraction of valid tokens where the clipped error is larger
+    (a python float).
+
+    Taught in notebooks/06_advantages.ipynb.
+    """
+    values = require_float_tensor("values", values)
+    old_values = require_float_tensor("old_values", old_values)
+    returns = require_float_tensor("returns", returns)
+    require_same_shape("old_values", old_values, "values", values)
+    require_same_shape("returns", returns, "values", values)
+    valid = require_mask("mask", mask, values.shape)
+    clip_range = require_number("clip_range", clip_range, 0.0, low_open=True)
+    values_clipped = torch.clamp(values, old_values - clip_range, old_values + clip_range)
+    vf_losses1 = torch.square(values - returns)
+    vf_losses2 = torch.square(values_clipped - returns)
+    loss = 0.5 * _masked_mean(torch.max(vf_losses1, vf_losses2), valid)
+    with torch.no_grad():
+        vf_clipfrac = _masked_mean((vf_losses2 > vf_losses1).to(values.dtype), valid).item()
+    return loss, {"vf_clipfrac": vf_clipfrac}
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Compute the entropy of the categorical distribution at each position.
+
+    ``H = -sum_v p_v log p_v`` with ``p = softmax(logits)`` over the last dim: ``(B, T, V)`` gives
+    ``(B, T)``. Entries with logit ``-inf`` (banned tokens) contribute 0.
+
+    Taught in notebooks/07_ppo.ipynb.
+    """
+    logits = require_float_tensor("logits", logits)
+    if logits.dim() < 1:
+        raise ValueError("logits: expected shape (..., V) with a vocabulary dim, got a 0-dim tensor")
+    logp = torch.log_softmax(logits, dim=-1)
+    p_logp = torch.where(torch.isneginf(logits), torch.zeros_like(logp), logp.exp() * logp)
+    return -p_logp.sum(dim=-1)
