@@ -15,9 +15,7 @@ import torch
 
 def require_float_tensor(name: str, x: object, ndim: int | None = None) -> torch.Tensor:
     """Return ``x`` if it is a non-empty floating-point tensor (with ``ndim`` dims if given)."""
-    if not isinstance(x, torch.Tensor):
-        # ValueError, not TypeError: the package promises ValueError for every bad input
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004
+    _require_tensor(name, x)
     if not x.is_floating_point():
         raise ValueError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
     if ndim is not None and x.dim() != ndim:
@@ -27,28 +25,26 @@ def require_float_tensor(name: str, x: object, ndim: int | None = None) -> torch
     return x
 
 
+def require_shape(name: str, x: torch.Tensor, shape: tuple[int, ...], hint: str = "") -> None:
+    """Raise unless ``x`` has exactly ``shape``; ``hint`` says where that shape comes from."""
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}{hint}, got {tuple(x.shape)}")
+
+
 def require_same_shape(name: str, x: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
     """Raise unless ``x`` has exactly the shape of ``ref``."""
-    if x.shape != ref.shape:
-        raise ValueError(
-            f"{name}: expected shape {tuple(ref.shape)} (the shape of {ref_name}), "
-            f"got {tuple(x.shape)}"
-        )
+    require_shape(name, x, ref.shape, f" (the shape of {ref_name})")
 
 
-def require_mask(
-    name: str, mask: object, shape: torch.Size, prefix: bool = True
-) -> torch.Tensor:
+def require_mask(name: str, mask: object, shape: torch.Size, prefix: bool = True) -> torch.Tensor:
     """Return ``mask`` as a bool tensor after checking its shape and that it holds only 0/1.
 
     With ``prefix=True`` also check that each row (last dim) is a run of ones followed by zeros,
     the convention for response tokens. This catches the common slip of passing a padding mask
     (1 = padding, as in TRL) where a validity mask is expected.
     """
-    if not isinstance(mask, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(mask).__name__}")  # noqa: TRY004
-    if mask.shape != shape:
-        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(mask.shape)}")
+    _require_tensor(name, mask)
+    require_shape(name, mask, shape)
     if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError(f"{name}: expected only 0/1 values")
     mask = mask.bool()
@@ -90,3 +86,9 @@ def require_choice(name: str, value: object, choices: Collection[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def _require_tensor(name: str, x: object) -> None:
+    if not isinstance(x, torch.Tensor):
+        # ValueError, not TypeError: the package promises ValueError for every bad input
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004

@@ -16,6 +16,7 @@ from rlhf_edu._checks import (
     require_mask,
     require_number,
     require_same_shape,
+    require_shape,
 )
 
 KL_KINDS = ("k1", "k2", "k3")
@@ -67,8 +68,7 @@ def shaped_rewards(
     logprobs = require_float_tensor("logprobs", logprobs, ndim=2)
     kl = kl_estimate(logprobs, ref_logprobs, kind)
     scores = require_float_tensor("scores", scores, ndim=1)
-    if scores.shape[0] != logprobs.shape[0]:
-        raise ValueError(f"scores: expected shape ({logprobs.shape[0]},), got {tuple(scores.shape)}")
+    require_shape("scores", scores, logprobs.shape[:1], " (one score per sequence)")
     valid = require_mask("mask", mask, logprobs.shape)
     if not bool(valid[:, 0].all()):
         raise ValueError("mask: expected at least one valid token per row (to carry the score)")
@@ -147,9 +147,7 @@ class FixedKLController:
         self.beta = require_number("beta", _state_value(state, "beta"), 0.0)
 
 
-def kl_optimal_policy(
-    ref_probs: torch.Tensor, rewards: torch.Tensor, beta: float
-) -> torch.Tensor:
+def kl_optimal_policy(ref_probs: torch.Tensor, rewards: torch.Tensor, beta: float) -> torch.Tensor:
     """Compute the policy that maximises ``E_pi[R] - beta * KL(pi || pi_ref)``.
 
     ``pi*(y) = pi_ref(y) * exp(R(y) / beta) / Z`` with ``Z`` the sum over ``y`` (the last dim),
@@ -172,4 +170,3 @@ def _state_value(state: object, key: str) -> object:
     if not isinstance(state, dict) or key not in state:
         raise ValueError(f"state: expected a dict with key {key!r}, got {state!r}")
     return state[key]
-

@@ -126,7 +126,7 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """
     logits = require_float_tensor("logits", logits)
     if logits.dim() < 1:
-        raise ValueError("logits: expected shape (..., V) with a vocabulary dim, got a 0-dim tensor")
+        raise ValueError("logits: expected shape (..., V) with a vocabulary dim, got shape ()")
     logp = torch.log_softmax(logits, dim=-1)
     p_logp = torch.where(torch.isneginf(logits), torch.zeros_like(logp), logp.exp() * logp)
     return -p_logp.sum(dim=-1)

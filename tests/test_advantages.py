@@ -223,7 +223,9 @@ class TestAgreementWithTRL:
         x, _, mask, _ = random_batch(seed, batch=6, length=9, min_len=2, dtype=torch.float32)
         # TRL's masked_* multiply by the mask, so they need a float mask.
         m = mask.float()
-        torch.testing.assert_close(masked_mean(x, mask), trl_ppo.masked_mean(x, m), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            masked_mean(x, mask), trl_ppo.masked_mean(x, m), atol=1e-5, rtol=0
+        )
         torch.testing.assert_close(
             masked_mean(x, mask, dim=1), trl_ppo.masked_mean(x, m, axis=1), atol=1e-5, rtol=0
         )
@@ -250,16 +252,20 @@ class TestAgreementWithTRL:
 
         # TRL's code, copied verbatim from trl 1.12.0 experimental/ppo/ppo_trainer.py lines 763-764,
         # 767-769 (765-766 fill log-probs, unused here; `responses` only supplies a shape).
+        # fmt: off
         responses = torch.zeros(batch, gen_length, dtype=torch.long)
         response_idxs = torch.arange(responses.shape[1], device=responses.device).repeat(responses.shape[0], 1)
         padding_mask = response_idxs > sequence_lengths.unsqueeze(1)
         sequence_lengths_p1 = sequence_lengths + 1
         padding_mask_p1 = response_idxs > (sequence_lengths_p1.unsqueeze(1))
         values = torch.masked_fill(values, padding_mask_p1, 0)
-        # TRL's rewards are 0 past padding_mask_p1 (KL is 0 where both log-probs are INVALID_LOGPROB).
+        # fmt: on
+        # TRL's rewards are 0 past padding_mask_p1 (the KL is 0 where both log-probs are
+        # INVALID_LOGPROB).
         rewards = torch.masked_fill(rewards, padding_mask_p1, 0)
 
         # TRL's code, copied verbatim from trl 1.12.0 experimental/ppo/ppo_trainer.py lines 787-798
+        # fmt: off
         lastgaelam = 0
         advantages_reversed = []
         gen_length = responses.shape[1]
@@ -272,6 +278,7 @@ class TestAgreementWithTRL:
         returns = advantages + values
         advantages = masked_whiten(advantages, ~padding_mask)
         advantages = torch.masked_fill(advantages, padding_mask, 0)
+        # fmt: on
 
         # TRL runs GAE over the padded length; its episode really ends at the first padding
         # position (padding_mask_p1: one step past the last response token, where the score sits),

@@ -75,9 +75,13 @@ class TestKlEstimate:
         p_logits = torch.tensor([3.0, 0.0, 0.0, -3.0], dtype=torch.float64)
         q_logits = -p_logits
         tokens = torch.multinomial(p_logits.softmax(-1), 100_000, replacement=True, generator=gen)
-        samples = kl_estimate(p_logits.log_softmax(-1)[tokens], q_logits.log_softmax(-1)[tokens], "k2")
+        samples = kl_estimate(
+            p_logits.log_softmax(-1)[tokens], q_logits.log_softmax(-1)[tokens], "k2"
+        )
         standard_error = samples.std().item() / math.sqrt(len(tokens))
-        assert abs(samples.mean().item() - exact_kl(p_logits, q_logits).item()) > 10 * standard_error
+        assert (
+            abs(samples.mean().item() - exact_kl(p_logits, q_logits).item()) > 10 * standard_error
+        )
 
     def test_rejects_bad_inputs(self):
         lp = torch.zeros(2, 3)
@@ -143,7 +147,9 @@ class TestShapedRewards:
 
         gen = torch.Generator().manual_seed(seed)
         batch, length = 6, 9
-        responses = torch.zeros(batch, length, dtype=torch.long)  # only its shape and device are used
+        responses = torch.zeros(
+            batch, length, dtype=torch.long
+        )  # only its shape and device are used
         # TRL's sequence_lengths is the index of the last response token (0 .. T-1).
         sequence_lengths = torch.randint(0, length, (batch,), generator=gen)
         logprobs = -3 * torch.rand(batch, length, generator=gen)
@@ -153,6 +159,7 @@ class TestShapedRewards:
         args = types.SimpleNamespace(kl_coef=0.05, kl_estimator=kl_estimator)
 
         # TRL's code, copied verbatim from trl 1.12.0 experimental/ppo/ppo_trainer.py lines 763-779
+        # fmt: off
         response_idxs = torch.arange(responses.shape[1], device=responses.device).repeat(responses.shape[0], 1)
         padding_mask = response_idxs > sequence_lengths.unsqueeze(1)
         logprobs = torch.masked_fill(logprobs, padding_mask, INVALID_LOGPROB)
@@ -170,11 +177,14 @@ class TestShapedRewards:
         actual_start = torch.arange(rewards.size(0), device=rewards.device)
         actual_end = torch.where(sequence_lengths_p1 < rewards.size(1), sequence_lengths_p1, sequence_lengths)
         rewards[actual_start, actual_end] += scores
+        # fmt: on
 
         # TRL puts the score one step past the last response token (on the first padding
         # position, where both log-probs are INVALID_LOGPROB so the KL is 0), or on the last token
         # when the response fills the row. That is our convention with the mask ~padding_mask_p1.
-        ours = shaped_rewards(scores, logprobs, ref_logprobs, ~padding_mask_p1, args.kl_coef, kl_estimator)
+        ours = shaped_rewards(
+            scores, logprobs, ref_logprobs, ~padding_mask_p1, args.kl_coef, kl_estimator
+        )
         torch.testing.assert_close(ours, rewards, atol=1e-5, rtol=0)
 
 
@@ -263,10 +273,14 @@ class TestKlOptimalPolicy:
         ref_probs = torch.tensor([0.5, 0.25, 0.25, 0.0])
         rewards = torch.tensor([0.0, 1.0, 2.0, 5.0])
         unnormalised = ref_probs * torch.exp(rewards / 0.5)
-        torch.testing.assert_close(kl_optimal_policy(ref_probs, rewards, 0.5), unnormalised / unnormalised.sum())
+        torch.testing.assert_close(
+            kl_optimal_policy(ref_probs, rewards, 0.5), unnormalised / unnormalised.sum()
+        )
 
     def test_stable_for_large_reward_over_beta(self):
-        pi = kl_optimal_policy(torch.tensor([[0.5, 0.5]]), torch.tensor([[1000.0, 999.0]]), beta=0.01)
+        pi = kl_optimal_policy(
+            torch.tensor([[0.5, 0.5]]), torch.tensor([[1000.0, 999.0]]), beta=0.01
+        )
         assert torch.all(torch.isfinite(pi)) and pi[0, 0].item() == pytest.approx(1.0)
 
     @SETTINGS
@@ -278,7 +292,9 @@ class TestKlOptimalPolicy:
         pi_star = kl_optimal_policy(ref_probs, rewards, beta)
         torch.testing.assert_close(pi_star.sum(), torch.tensor(1.0, dtype=torch.float64))
         alternatives = (2 * torch.randn(32, vocab, generator=gen, dtype=torch.float64)).softmax(-1)
-        alternatives = torch.cat([alternatives, ref_probs[None], torch.eye(vocab, dtype=torch.float64)])
+        alternatives = torch.cat(
+            [alternatives, ref_probs[None], torch.eye(vocab, dtype=torch.float64)]
+        )
         best = objective(pi_star, ref_probs, rewards, beta)
         # the optimum equals beta * log Z
         log_z = torch.logsumexp(ref_probs.log() + rewards / beta, -1)

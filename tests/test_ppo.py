@@ -68,7 +68,9 @@ class TestClippedSurrogate:
     @SETTINGS
     @given(r=ratios, a=st.floats(-10.0, 10.0), eps=clip_epsilons)
     def test_matches_case_form(self, r, a, eps):
-        out = clipped_surrogate(torch.tensor([r], dtype=torch.float64), torch.tensor([a], dtype=torch.float64), eps)
+        out = clipped_surrogate(
+            torch.tensor([r], dtype=torch.float64), torch.tensor([a], dtype=torch.float64), eps
+        )
         assert out.item() == pytest.approx(surrogate_case_form(r, a, eps), rel=1e-12, abs=1e-12)
 
     @SETTINGS
@@ -176,7 +178,9 @@ class TestValueLoss:
         loss, stats = value_loss(values, old_values, returns, mask, clip_range=clip_range)
         errors = []
         clipped = []
-        for v, v_old, ret in zip(values[mask].tolist(), old_values[mask].tolist(), returns[mask].tolist()):
+        for v, v_old, ret in zip(
+            values[mask].tolist(), old_values[mask].tolist(), returns[mask].tolist()
+        ):
             v_clip = min(max(v, v_old - clip_range), v_old + clip_range)
             errors.append(max((v - ret) ** 2, (v_clip - ret) ** 2))
             clipped.append((v_clip - ret) ** 2 > (v - ret) ** 2)
@@ -185,7 +189,9 @@ class TestValueLoss:
 
     def test_no_clipping_is_half_mse(self):
         values = torch.tensor([[1.0, 2.0, 5.0]], requires_grad=True)
-        loss, stats = value_loss(values, values.detach(), torch.tensor([[0.0, 4.0, 0.0]]), torch.tensor([[1, 1, 0]]), 1.0)
+        loss, stats = value_loss(
+            values, values.detach(), torch.tensor([[0.0, 4.0, 0.0]]), torch.tensor([[1, 1, 0]]), 1.0
+        )
         assert loss.item() == pytest.approx(0.5 * (1 + 4) / 2) and stats == {"vf_clipfrac": 0.0}
         loss.backward()
         torch.testing.assert_close(values.grad, torch.tensor([[0.5, -1.0, 0.0]]))
@@ -252,7 +258,9 @@ class TestAgreementWithTRL:
         padding_mask = response_idxs > sequence_lengths.unsqueeze(1)
         padding_mask_p1 = response_idxs > (sequence_lengths + 1).unsqueeze(1)
         # Inputs filled on padding as TRL fills them (lines 765, 769, 824-828).
-        old_logprobs = (-3 * torch.rand(batch, length, generator=gen)).masked_fill(padding_mask, INVALID_LOGPROB)
+        old_logprobs = (-3 * torch.rand(batch, length, generator=gen)).masked_fill(
+            padding_mask, INVALID_LOGPROB
+        )
         new_logprobs = old_logprobs + 0.3 * torch.randn(batch, length, generator=gen)
         new_logprobs = new_logprobs.masked_fill(padding_mask, INVALID_LOGPROB).requires_grad_(True)
         advantages = torch.randn(batch, length, generator=gen).masked_fill(padding_mask, 0)
@@ -260,9 +268,15 @@ class TestAgreementWithTRL:
         vpred = old_values + 0.3 * torch.randn(batch, length, generator=gen)
         vpred = vpred.masked_fill(padding_mask_p1, 0).requires_grad_(True)
         returns = torch.randn(batch, length, generator=gen).masked_fill(padding_mask_p1, 0)
-        mb_logprobs, mb_advantage, mb_values, mb_return = old_logprobs, advantages, old_values, returns
+        mb_logprobs, mb_advantage, mb_values, mb_return = (
+            old_logprobs,
+            advantages,
+            old_values,
+            returns,
+        )
 
         # TRL's code, copied verbatim from trl 1.12.0 experimental/ppo/ppo_trainer.py lines 829-846
+        # fmt: off
         vpredclipped = torch.clamp(
             vpred,
             mb_values - args.cliprange_value,
@@ -288,8 +302,11 @@ class TestAgreementWithTRL:
             )
             approxkl = 0.5 * (logprobs_diff**2).mean()
             ratio_mean = ratio.mean()
+        # fmt: on
 
-        ours_pg, pg_stats = policy_loss(new_logprobs, old_logprobs, advantages, ~padding_mask, clip_eps=0.2)
+        ours_pg, pg_stats = policy_loss(
+            new_logprobs, old_logprobs, advantages, ~padding_mask, clip_eps=0.2
+        )
         ours_vf, vf_stats = value_loss(vpred, old_values, returns, ~padding_mask_p1, clip_range=0.2)
         close = {"atol": 1e-5, "rtol": 0}
         torch.testing.assert_close(ours_pg, pg_loss, **close)
@@ -315,6 +332,8 @@ class TestAgreementWithTRL:
         logits = 4 * torch.randn(3, 7, 50, generator=torch.Generator().manual_seed(0))
         prob_dist = torch.nn.functional.softmax(logits, dim=-1)
         # TRL's code, copied verbatim from trl 1.12.0 experimental/ppo/ppo_trainer.py line 856
-        entropy = torch.logsumexp(logits, dim=-1) - torch.sum(prob_dist * logits, dim=-1)
+        entropy = torch.logsumexp(logits, dim=-1) - torch.sum(prob_dist * logits, dim=-1)  # fmt: skip
         torch.testing.assert_close(entropy_from_logits(logits), entropy, atol=1e-5, rtol=0)
-        torch.testing.assert_close(entropy_from_logits(logits), trl_entropy_from_logits(logits), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            entropy_from_logits(logits), trl_entropy_from_logits(logits), atol=1e-5, rtol=0
+        )
