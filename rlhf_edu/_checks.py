@@ -75,10 +75,10 @@ def require_number(
 
 
 def require_int(name: str, value: object, low: int) -> int:
-    """Return ``value`` if it is an int (not a bool) with ``value >= low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    """Return ``value`` as an int if it is an integer (not a bool) with ``value >= low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
-    return value
+    return int(value)
 
 
 def require_choice(name: str, value: object, choices: Collection[str]) -> str:

@@ -151,8 +151,9 @@ def kl_optimal_policy(ref_probs: torch.Tensor, rewards: torch.Tensor, beta: floa
     """Compute the policy that maximises ``E_pi[R] - beta * KL(pi || pi_ref)``.
 
     ``pi*(y) = pi_ref(y) * exp(R(y) / beta) / Z`` with ``Z`` the sum over ``y`` (the last dim),
-    computed as a softmax of ``log pi_ref + R / beta`` for stability (Ziegler et al. 2019; the
-    starting point of DPO, Rafailov et al. 2023). ``ref_probs`` (>= 0) and ``rewards`` have the
+    computed as a softmax of ``log pi_ref + R / beta`` for stability: the optimum of the
+    KL-regularised objective that PPO-RLHF maximises (Ziegler et al. 2019), derived in the DPO
+    paper (Rafailov et al. 2023, appendix A.1). ``ref_probs`` (>= 0) and ``rewards`` have the
     same shape ``(..., V)``; ``beta`` > 0. Returns ``(..., V)`` probabilities.
 
     Taught in notebooks/05_kl_penalty.ipynb.

@@ -4,6 +4,7 @@ import math
 import os
 import types
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -193,6 +194,8 @@ class TestAdaptiveKLController:
         controller = AdaptiveKLController(init_beta=0.1, target=6.0, horizon=10_000)
         new_beta = controller.update(current_kl=6.6, n_steps=256)  # error = 6.6 / 6 - 1 = 0.1
         assert new_beta == controller.beta == pytest.approx(0.1 * (1 + 0.1 * 256 / 10_000))
+        # n_steps may be any integer type (e.g. numpy's, from a dataloader)
+        assert controller.update(6.6, np.int64(256)) == pytest.approx(new_beta * (1 + 0.1 * 0.0256))
 
     @pytest.mark.parametrize(("current_kl", "error"), [(100.0, 0.2), (0.0, -0.2), (-3.0, -0.2)])
     def test_error_is_clipped(self, current_kl, error):
