@@ -1,0 +1,179 @@
+"""Sampling responses from a causal LM, and the per-token log-probs of given responses.
+
+Shapes: prompts are left-padded ``(B, P)``; responses are ``(B, T)``, right-padded with the
+pad token after the first EOS; ``mask`` is 1 on response tokens up to and including EOS.
+
+The log-prob of a sampled token is taken under the temperature-scaled policy,
+``log_softmax(logits / temperature)`` (as TRL does); top-k and top-p only filter what is
+drawn. The log-prob of a whole response is the masked sum over its tokens:
+``log p(y | x) = sum_t mask_t * log p(y_t | x, y_<t)``.
+
+Taught in notebooks/01_generating_text.ipynb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+
+@dataclass
+class Rollout:
+    """A batch of sampled responses.
+
+    Attributes:
+        prompt_ids: ``(B, P)`` left-padded prompt tokens.
+        prompt_mask: ``(B, P)`` 1 on real prompt tokens.
+        response_ids: ``(B, T)`` sampled tokens, pad after the first EOS.
+        mask: ``(B, T)`` 1 on response tokens up to and including EOS (a prefix of ones).
+        logprobs: ``(B, T)`` log-probs of the sampled tokens (0 where ``mask`` is 0).
+        prompts, responses: the decoded texts (special tokens dropped).
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    response_ids: torch.Tensor
+    mask: torch.Tensor
+    logprobs: torch.Tensor
+    prompts: list[str]
+    responses: list[str]
+
+    @property
+    def texts(self) -> list[str]:
+        """Prompt and response joined: what a reward model or judge reads."""
+        return [p + r for p, r in zip(self.prompts, self.responses)]
+
+    def __len__(self) -> int:
+        return self.response_ids.shape[0]
+
+    def select(self, index) -> Rollout:
+        """Return the rows at ``index`` (a slice, a list or a tensor of row numbers)."""
+        if isinstance(index, slice):
+            rows = list(range(len(self)))[index]
+        else:
+            rows = torch.as_tensor(index).tolist()
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = [v[i] for i in rows] if isinstance(v, list) else v[rows]
+        return Rollout(**out)
+
+
+def _check_sampling(temperature: float, top_k: int, top_p: float, max_new_tokens: int) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected a number > 0, got {temperature!r}")
+    if not (isinstance(top_k, int) and top_k >= 0):
+        raise ValueError(f"top_k: expected an int >= 0 (0 turns it off), got {top_k!r}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p: expected a number in (0, 1], got {top_p!r}")
+    if not (isinstance(max_new_tokens, int) and max_new_tokens >= 1):
+        raise ValueError(f"max_new_tokens: expected an int >= 1, got {max_new_tokens!r}")
+
+
+def response_mask(response_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """Return the ``(B, T)`` mask: 1 up to and including the first EOS, 0 after."""
+    is_eos = (response_ids == eos_token_id).long()
+    eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # EOS strictly before position t
+    return (eos_before == 0).long()
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding: ``cumsum(mask) - 1``, 0 on padding (as generate does)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+@torch.no_grad()
+def sample(
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int = 24,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+) -> Rollout:
+    """Sample one response per prompt, batched and left-padded, with the KV cache.
+
+    Returns a :class:`Rollout` with the response ids, their mask (ends at EOS) and the
+    per-token log-probs ``log_softmax(logits / temperature)`` of the sampled tokens.
+
+    Taught in notebooks/01_generating_text.ipynb.
+    """
+    if isinstance(prompts, str) or not prompts:
+        raise ValueError("prompts: expected a non-empty list of strings")
+    _check_sampling(temperature, top_k, top_p, max_new_tokens)
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        raise ValueError("tokenizer: expected a pad token distinct from EOS (see presets)")
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "left"
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True).to(device)
+    if seed is not None:
+        torch.manual_seed(seed)
+    out = model.generate(
+        **enc,
+        do_sample=True,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        use_cache=True,
+        return_dict_in_generate=True,
+        output_logits=True,
+    )
+    P = enc["input_ids"].shape[1]
+    response_ids = out.sequences[:, P:]
+    mask = response_mask(response_ids, tokenizer.eos_token_id)
+    response_ids = response_ids.masked_fill(mask == 0, tokenizer.pad_token_id)
+    logits = torch.stack(out.logits, dim=1).float()  # (B, T, V), raw (before warpers)
+    logprobs = token_logprobs(logits / temperature, response_ids) * mask
+    return Rollout(
+        prompt_ids=enc["input_ids"],
+        prompt_mask=enc["attention_mask"],
+        response_ids=response_ids,
+        mask=mask,
+        logprobs=logprobs,
+        prompts=list(prompts),
+        responses=tokenizer.batch_decode(response_ids, skip_special_tokens=True),
+    )
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Return ``log_softmax(logits)[b, t, tokens[b, t]]``: shape ``(B, T)``."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def response_logits(model, prompt_ids, prompt_mask, response_ids, mask) -> torch.Tensor:
+    """Run ``model`` on prompt + response; return the logits that predict each response token.
+
+    Shape ``(B, T, V)``: position t holds the distribution over ``response_ids[:, t]``.
+    """
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, mask.to(prompt_mask.dtype)], dim=1)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
+        use_cache=False,
+    )
+    P = prompt_ids.shape[1]
+    return out.logits[:, P - 1 : -1]
+
+
+def response_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:
+    """Per-token log-probs ``(B, T)`` of ``rollout``'s responses under any causal LM.
+
+    Used for the reference model, and for the policy during PPO's epochs. Agrees with the
+    log-probs that :func:`sample` returns when ``model`` is the sampling model.
+
+    Taught in notebooks/01_generating_text.ipynb.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected a number > 0, got {temperature!r}")
+    logits = response_logits(
+        model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids, rollout.mask
+    )
+    return token_logprobs(logits / temperature, rollout.response_ids) * rollout.mask

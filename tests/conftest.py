@@ -1,0 +1,18 @@
+"""Shared fixtures. Everything runs offline on the shipped tiny preset (HF_HUB_OFFLINE=1)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The shipped tiny preset on CPU, loaded once per test session."""
+    from rlhf_edu.presets import load_preset
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    return load_preset("tiny", device="cpu", n_prompts=256, verbose=False)
