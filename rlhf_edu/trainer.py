@@ -1,0 +1,360 @@
+"""PPO for language models, one step as seven numbered steps (the pseudocode of lesson 07).
+
+Per step, for a batch of prompts:
+
+1. sample responses (batched, KV cache), keeping their log-probs ``old_logprobs``;
+2. reference log-probs ``ref_logprobs`` under the frozen reference policy;
+3. reward-model scores of prompt + response (optionally a penalty when no EOS was emitted);
+4. KL-shaped per-token rewards ``-beta * kl_t`` plus the score on the last token;
+5. values ``V(s_t)`` from the value head, GAE advantages and returns, whitened advantages;
+6. ``ppo_epochs`` epochs of shuffled minibatches: clipped policy loss + ``vf_coef`` times the
+   clipped value loss - ``ent_coef`` times the entropy, one AdamW step per minibatch;
+7. metrics (named as TRL names them), KL-controller update, checkpoint.
+
+The value head sits on the policy's last hidden state (one shared body, as in the
+original ``AutoModelForCausalLMWithValueHead``), so an update costs one forward pass.
+
+Taught in notebooks/07_ppo.ipynb.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from . import advantages as adv
+from . import kl, ppo
+from .checkpoint import load_checkpoint, save_checkpoint
+from .generation import Rollout, position_ids_from_mask, response_logprobs, sample
+from .value_head import ValueHead
+
+
+@dataclass
+class PPOConfig:
+    """Settings of a PPO run. Defaults suit the tiny preset on a CPU."""
+
+    steps: int = 40
+    """Number of PPO steps (one batch of fresh samples each)."""
+    batch_size: int = 64
+    """Prompts (and responses) per step. TRL's gpt2-sentiment example: 128."""
+    mini_batch_size: int = 16
+    """Responses per gradient step; ``batch_size`` must be a multiple of it."""
+    ppo_epochs: int = 4
+    """Passes over each batch. Usually 1-4: more reuses samples, but ratios drift further."""
+    lr: float = 3e-4
+    """AdamW learning rate. GPT-2 small: 1.41e-5; the tiny policy tolerates ~1e-4 to 1e-3."""
+    clip_eps: float = 0.2
+    """Policy clip range eps in clip(r, 1-eps, 1+eps). Usually 0.1 to 0.3."""
+    clip_range_value: float = 0.2
+    """Value clip range c: V is kept within old V +- c. Usually 0.1 to 0.4 (scale of returns)."""
+    vf_coef: float = 0.1
+    """Weight of the value loss. Usually 0.1 to 1."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus. Usually 0 to 0.01 for language models."""
+    beta: float = 0.05
+    """KL penalty weight (the initial one with an adaptive controller). 0 turns it off: watch
+    the reward model get hacked. Usually 0.01 to 0.2."""
+    kl_target: float | None = None
+    """Adaptive KL (Ziegler et al. 2019): the per-sequence KL to aim for; None keeps beta fixed."""
+    kl_horizon: int = 10_000
+    """Adaptive KL horizon in samples: larger adapts beta more slowly."""
+    kl_kind: str = "k1"
+    """Per-token KL estimator in the shaped reward: "k1", "k2" or "k3" (lesson 05)."""
+    gamma: float = 1.0
+    """Discount. 1 for short responses (the score arrives at the end anyway)."""
+    lam: float = 0.95
+    """GAE lambda: 0 = one-step TD (low variance, biased), 1 = Monte Carlo. Usually 0.9 to 1."""
+    whiten_advantages: bool = True
+    """Normalise advantages to mean 0, variance 1 over the batch's valid tokens."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm. Usually 0.5 to 1."""
+    max_new_tokens: int = 24
+    """Response length limit (tokens). TRL's gpt2-sentiment example: 4-16."""
+    min_new_tokens: int = 1
+    """Shortest response: the limit for a step is drawn uniformly in [min, max]."""
+    temperature: float = 1.0
+    """Sampling temperature; the log-probs are of logits / temperature."""
+    top_k: int = 0
+    """Top-k filtering while sampling (0: off). Keep off for on-policy PPO."""
+    top_p: float = 1.0
+    """Nucleus filtering while sampling (1: off). Keep off for on-policy PPO."""
+    missing_eos_penalty: float | None = None
+    """Subtract this from the score of a response that hit the length limit (TRL's name)."""
+    checkpoint_every: int = 0
+    """Write a checkpoint every N steps (0: never). Needs ``checkpoint_dir``."""
+    checkpoint_dir: str | None = None
+    """Where checkpoints go (written atomically: a temp dir, then a rename)."""
+    seed: int = 0
+    """Seeds the prompt order, sampling and minibatch shuffling."""
+
+    def __post_init__(self):
+        positive = ("steps", "batch_size", "mini_batch_size", "ppo_epochs", "max_new_tokens",
+                    "kl_horizon", "min_new_tokens")
+        for name in positive:
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        if self.batch_size % self.mini_batch_size:
+            raise ValueError(f"mini_batch_size: expected a divisor of batch_size={self.batch_size}, "
+                             f"got {self.mini_batch_size}")
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError("min_new_tokens: expected <= max_new_tokens")
+        if not 0 < self.clip_eps < 1:
+            raise ValueError(f"clip_eps: expected a number in (0, 1), got {self.clip_eps!r}")
+        if not self.clip_range_value > 0:
+            raise ValueError(f"clip_range_value: expected > 0, got {self.clip_range_value!r}")
+        for name in ("lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
+        for name in ("beta", "vf_coef", "ent_coef", "max_grad_norm"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+        for name in ("gamma", "lam"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: expected a number in [0, 1], got {getattr(self, name)!r}")
+        if self.kl_target is not None and not self.kl_target > 0:
+            raise ValueError(f"kl_target: expected None or > 0, got {self.kl_target!r}")
+        if self.kl_kind not in ("k1", "k2", "k3"):
+            raise ValueError(f"kl_kind: expected 'k1', 'k2' or 'k3', got {self.kl_kind!r}")
+        if self.checkpoint_every and not self.checkpoint_dir:
+            raise ValueError("checkpoint_dir: expected a directory when checkpoint_every > 0")
+
+
+def _check_finite(step: int, name: str, x: torch.Tensor) -> None:
+    """Stop training with a clear error when ``x`` holds a NaN or an infinity."""
+    if not torch.isfinite(x).all():
+        bad = x[~torch.isfinite(x)].flatten()[0].item()
+        raise FloatingPointError(
+            f"step {step}: {name} is {bad} (not finite); training stopped before the update. "
+            "Lower lr, raise beta, or check the reward function."
+        )
+
+
+class PPOTrainer:
+    """Train ``policy`` against ``reward_fn`` with PPO, staying near ``ref_policy``.
+
+    Args:
+        config: a :class:`PPOConfig`.
+        policy: a causal LM (trained in place).
+        ref_policy: a frozen causal LM (the KL anchor).
+        tokenizer: left-padding tokenizer with a pad token distinct from EOS.
+        reward_fn: ``texts -> (B,)`` scores (e.g. ``preset.reward``).
+        prompts: the prompts to draw batches from.
+        gold_fn: optional ``texts -> (B,)`` judge, logged as ``objective/gold``.
+        value_head: optional :class:`ValueHead`; a fresh zero-initialised one by default.
+
+    ``train()`` runs to ``config.steps``; ``history`` is a list of metric dicts (one per
+    step). Taught in notebooks/07_ppo.ipynb.
+    """
+
+    def __init__(self, config: PPOConfig, policy, ref_policy, tokenizer,
+                 reward_fn: Callable, prompts: list[str], gold_fn: Callable | None = None,
+                 value_head: ValueHead | None = None):
+        if not prompts or isinstance(prompts, str):
+            raise ValueError("prompts: expected a non-empty list of strings")
+        self.config = config
+        self.policy = policy
+        self.ref_policy = ref_policy
+        self.tokenizer = tokenizer
+        self.reward_fn = reward_fn
+        self.gold_fn = gold_fn
+        self.prompts = list(prompts)
+        self.device = next(policy.parameters()).device
+        hidden = policy.config.hidden_size
+        self.value_head = (value_head or ValueHead(hidden)).to(self.device)
+        # Dropout off: the old and new log-probs must come from the same function (ratio 1).
+        self.policy.eval()
+        self.ref_policy.eval()
+        params = list(self.policy.parameters()) + list(self.value_head.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, eps=1e-5)
+        self.kl_ctl = (kl.AdaptiveKLController(config.beta, config.kl_target, config.kl_horizon)
+                       if config.kl_target is not None else kl.FixedKLController(config.beta))
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.callbacks: list[Callable[[PPOTrainer, dict], None]] = []
+        torch.manual_seed(config.seed)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def autocast(self):
+        """bf16 autocast on a GPU that supports it; plain fp32 elsewhere."""
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward(self, roll: Rollout):
+        """Return ``(logprobs, values, entropy)``, each ``(B, T)``, from one policy forward pass."""
+        input_ids = torch.cat([roll.prompt_ids, roll.response_ids], dim=1)
+        attention_mask = torch.cat([roll.prompt_mask, roll.mask.to(roll.prompt_mask.dtype)], dim=1)
+        with self.autocast():
+            out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
+                              position_ids=position_ids_from_mask(attention_mask),
+                              output_hidden_states=True, use_cache=False)
+        P = roll.prompt_ids.shape[1]
+        logits = out.logits[:, P - 1 : -1].float() / self.config.temperature
+        logprobs = torch.log_softmax(logits, -1).gather(-1, roll.response_ids.unsqueeze(-1)).squeeze(-1)
+        values = self.value_head(out.hidden_states[-1][:, P - 1 : -1].float())
+        return logprobs, values, ppo.entropy_from_logits(logits)
+
+    def next_prompts(self) -> list[str]:
+        idx = torch.randint(len(self.prompts), (self.config.batch_size,), generator=self.generator)
+        return [self.prompts[i] for i in idx.tolist()]
+
+    # -- one PPO step ------------------------------------------------------------------------
+    def ppo_step(self) -> dict[str, float]:
+        """Run steps 1-7 once; return this step's metrics."""
+        c = self.config
+        t0 = time.perf_counter()
+        step = self.step + 1
+        # 1. sample responses, keeping their log-probs (the "old" policy is the current one)
+        length = int(torch.randint(c.min_new_tokens, c.max_new_tokens + 1, (1,),
+                                   generator=self.generator))
+        roll = sample(self.policy, self.tokenizer, self.next_prompts(), max_new_tokens=length,
+                      temperature=c.temperature, top_k=c.top_k, top_p=c.top_p)
+        old_logprobs, mask = roll.logprobs, roll.mask.float()
+        t_gen = time.perf_counter()
+        with torch.no_grad():
+            # 2. reference log-probs
+            with self.autocast():
+                ref_logprobs = response_logprobs(self.ref_policy, roll, temperature=c.temperature)
+            t_ref = time.perf_counter()
+            # 3. reward-model scores (and the gold judge, for the record)
+            scores = torch.as_tensor(self.reward_fn(roll.texts), dtype=torch.float32,
+                                     device=self.device)
+            no_eos = roll.mask.sum(1) == roll.mask.shape[1]  # hit the limit without EOS
+            if c.missing_eos_penalty is not None:
+                scores = scores - c.missing_eos_penalty * no_eos.float()
+            _check_finite(step, "reward score", scores)
+            gold = self.gold_fn(roll.texts) if self.gold_fn is not None else None
+            t_reward = time.perf_counter()
+            # 4. KL-shaped per-token rewards
+            beta = self.kl_ctl.beta
+            kl_t = kl.kl_estimate(old_logprobs, ref_logprobs, kind="k1") * mask
+            rewards = kl.shaped_rewards(scores, old_logprobs, ref_logprobs, mask, beta, kind=c.kl_kind)
+            # 5. values, GAE, whitening
+            _, old_values, _ = self.forward(roll)
+            old_values = old_values * mask
+            advantages, returns = adv.gae(rewards, old_values, mask, gamma=c.gamma, lam=c.lam)
+            if c.whiten_advantages:
+                advantages = adv.whiten(advantages, mask)
+        # 6. several epochs of shuffled minibatches
+        stats = []
+        B = len(roll)
+        for _ in range(c.ppo_epochs):
+            order = torch.randperm(B, generator=self.generator)
+            for start in range(0, B, c.mini_batch_size):
+                idx = order[start : start + c.mini_batch_size].to(self.device)
+                mb = roll.select(idx)
+                T = int(mb.mask.sum(1).max())  # trim the padding this minibatch doesn't need
+                mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
+                m = mask[idx, :T]
+                logprobs, values, entropy = self.forward(mb)
+                pg_loss, pg_stats = ppo.policy_loss(logprobs, old_logprobs[idx, :T],
+                                                    advantages[idx, :T], m, c.clip_eps)
+                vf_loss, vf_stats = ppo.value_loss(values, old_values[idx, :T], returns[idx, :T],
+                                                   m, c.clip_range_value)
+                ent = adv.masked_mean(entropy, m)
+                loss = pg_loss + c.vf_coef * vf_loss - c.ent_coef * ent
+                _check_finite(step, "loss", loss.detach())
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(
+                    list(self.policy.parameters()) + list(self.value_head.parameters()),
+                    c.max_grad_norm)
+                self.optimizer.step()
+                stats.append({**pg_stats, **vf_stats, "pg_loss": pg_loss.item(),
+                              "vf_loss": vf_loss.item(), "entropy": ent.item()})
+        t_opt = time.perf_counter()
+        # 7. metrics (TRL's names), KL controller update
+        seq_kl = (kl_t).sum(1)
+        non_score = (-beta * kl.kl_estimate(old_logprobs, ref_logprobs, c.kl_kind) * mask).sum(1)
+
+        def avg(key):
+            return sum(s[key] for s in stats) / len(stats)
+
+        metrics = {
+            "step": step,
+            "episode": step * c.batch_size,
+            "objective/kl": seq_kl.mean().item(),
+            "objective/entropy": (-old_logprobs * mask).sum(1).mean().item(),
+            "objective/non_score_reward": non_score.mean().item(),
+            "objective/rlhf_reward": (scores + non_score).mean().item(),
+            "objective/scores": scores.mean().item(),
+            "policy/approxkl_avg": avg("approx_kl"),
+            "policy/clipfrac_avg": avg("clipfrac"),
+            "loss/policy_avg": avg("pg_loss"),
+            "loss/value_avg": avg("vf_loss"),
+            "val/clipfrac_avg": avg("vf_clipfrac"),
+            "policy/entropy_avg": avg("entropy"),
+            "val/ratio": avg("ratio_mean"),
+            "val/num_eos_tokens": float((~no_eos).sum()),
+            "val/response_length": mask.sum(1).mean().item(),
+            "beta": beta,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "time/generate": t_gen - t0,
+            "time/reference": t_ref - t_gen,
+            "time/reward": t_reward - t_ref,
+            "time/optimize": t_opt - t_reward,
+            "time/step": time.perf_counter() - t0,
+        }
+        if gold is not None:
+            metrics["objective/gold"] = float(torch.as_tensor(gold).float().mean())
+        self.kl_ctl.update(metrics["objective/kl"], c.batch_size)
+        self.last_rollout = roll
+        self.step = step
+        self.history.append(metrics)
+        return metrics
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train(self, resume: bool = False, progress: bool = True) -> list[dict[str, float]]:
+        """Run PPO steps until ``config.steps``; with ``resume=True`` continue from the last
+        checkpoint in ``config.checkpoint_dir`` (the same final step count, nothing lost)."""
+        c = self.config
+        if resume:
+            if not c.checkpoint_dir:
+                raise ValueError("resume: needs config.checkpoint_dir")
+            load_checkpoint(self, c.checkpoint_dir)
+        bar = tqdm(total=c.steps, initial=self.step, desc="PPO", disable=not progress)
+        while self.step < c.steps:
+            metrics = self.ppo_step()
+            bar.update(1)
+            post = {"score": metrics["objective/scores"], "kl": metrics["objective/kl"]}
+            if "objective/gold" in metrics:
+                post["gold"] = metrics["objective/gold"]
+            bar.set_postfix({k: f"{v:.3f}" for k, v in post.items()})
+            if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                save_checkpoint(self, c.checkpoint_dir)
+            for callback in self.callbacks:
+                callback(self, metrics)
+        bar.close()
+        return self.history
+
+    def state_dict(self) -> dict:
+        """Everything a checkpoint needs besides the model weights."""
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "kl_ctl": self.kl_ctl.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "history": self.history,
+            "config": asdict(self.config),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl_ctl.load_state_dict(state["kl_ctl"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.history = list(state["history"])
