@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 from . import advantages as adv
 from . import kl, ppo
 from .checkpoint import load_checkpoint, save_checkpoint
-from .generation import Rollout, position_ids_from_mask, response_logprobs, sample
-from .value_head import ValueHead
+from .generation import Rollout, response_logprobs, sample, token_logprobs
+from .value_head import ValueHead, response_hidden_states
 
 
 @dataclass
@@ -94,15 +94,24 @@ class PPOConfig:
     """Seeds the prompt order, sampling and minibatch shuffling."""
 
     def __post_init__(self):
-        positive = ("steps", "batch_size", "mini_batch_size", "ppo_epochs", "max_new_tokens",
-                    "kl_horizon", "min_new_tokens")
+        positive = (
+            "steps",
+            "batch_size",
+            "mini_batch_size",
+            "ppo_epochs",
+            "max_new_tokens",
+            "kl_horizon",
+            "min_new_tokens",
+        )
         for name in positive:
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
         if self.batch_size % self.mini_batch_size:
-            raise ValueError(f"mini_batch_size: expected a divisor of batch_size={self.batch_size}, "
-                             f"got {self.mini_batch_size}")
+            raise ValueError(
+                f"mini_batch_size: expected a divisor of batch_size={self.batch_size}, "
+                f"got {self.mini_batch_size}"
+            )
         if self.min_new_tokens > self.max_new_tokens:
             raise ValueError("min_new_tokens: expected <= max_new_tokens")
         if not 0 < self.clip_eps < 1:
@@ -118,7 +127,9 @@ class PPOConfig:
                 raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
         for name in ("gamma", "lam"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name}: expected a number in [0, 1], got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name}: expected a number in [0, 1], got {getattr(self, name)!r}"
+                )
         if self.kl_target is not None and not self.kl_target > 0:
             raise ValueError(f"kl_target: expected None or > 0, got {self.kl_target!r}")
         if self.kl_kind not in ("k1", "k2", "k3"):
@@ -154,9 +165,17 @@ class PPOTrainer:
     step). Taught in notebooks/07_ppo.ipynb.
     """
 
-    def __init__(self, config: PPOConfig, policy, ref_policy, tokenizer,
-                 reward_fn: Callable, prompts: list[str], gold_fn: Callable | None = None,
-                 value_head: ValueHead | None = None):
+    def __init__(
+        self,
+        config: PPOConfig,
+        policy,
+        ref_policy,
+        tokenizer,
+        reward_fn: Callable,
+        prompts: list[str],
+        gold_fn: Callable | None = None,
+        value_head: ValueHead | None = None,
+    ):
         if not prompts or isinstance(prompts, str):
             raise ValueError("prompts: expected a non-empty list of strings")
         self.config = config
@@ -174,8 +193,11 @@ class PPOTrainer:
         self.ref_policy.eval()
         params = list(self.policy.parameters()) + list(self.value_head.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, eps=1e-5)
-        self.kl_ctl = (kl.AdaptiveKLController(config.beta, config.kl_target, config.kl_horizon)
-                       if config.kl_target is not None else kl.FixedKLController(config.beta))
+        self.kl_ctl = (
+            kl.AdaptiveKLController(config.beta, config.kl_target, config.kl_horizon)
+            if config.kl_target is not None
+            else kl.FixedKLController(config.beta)
+        )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -191,16 +213,11 @@ class PPOTrainer:
 
     def forward(self, roll: Rollout):
         """Return ``(logprobs, values, entropy)``, each ``(B, T)``, from one policy forward pass."""
-        input_ids = torch.cat([roll.prompt_ids, roll.response_ids], dim=1)
-        attention_mask = torch.cat([roll.prompt_mask, roll.mask.to(roll.prompt_mask.dtype)], dim=1)
         with self.autocast():
-            out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
-                              position_ids=position_ids_from_mask(attention_mask),
-                              output_hidden_states=True, use_cache=False)
-        P = roll.prompt_ids.shape[1]
-        logits = out.logits[:, P - 1 : -1].float() / self.config.temperature
-        logprobs = torch.log_softmax(logits, -1).gather(-1, roll.response_ids.unsqueeze(-1)).squeeze(-1)
-        values = self.value_head(out.hidden_states[-1][:, P - 1 : -1].float())
+            hidden, logits = response_hidden_states(self.policy, roll, return_logits=True)
+        logits = logits.float() / self.config.temperature
+        logprobs = token_logprobs(logits, roll.response_ids)
+        values = self.value_head(hidden.float())
         return logprobs, values, ppo.entropy_from_logits(logits)
 
     def next_prompts(self) -> list[str]:
@@ -214,10 +231,18 @@ class PPOTrainer:
         t0 = time.perf_counter()
         step = self.step + 1
         # 1. sample responses, keeping their log-probs (the "old" policy is the current one)
-        length = int(torch.randint(c.min_new_tokens, c.max_new_tokens + 1, (1,),
-                                   generator=self.generator))
-        roll = sample(self.policy, self.tokenizer, self.next_prompts(), max_new_tokens=length,
-                      temperature=c.temperature, top_k=c.top_k, top_p=c.top_p)
+        length = int(
+            torch.randint(c.min_new_tokens, c.max_new_tokens + 1, (1,), generator=self.generator)
+        )
+        roll = sample(
+            self.policy,
+            self.tokenizer,
+            self.next_prompts(),
+            max_new_tokens=length,
+            temperature=c.temperature,
+            top_k=c.top_k,
+            top_p=c.top_p,
+        )
         old_logprobs, mask = roll.logprobs, roll.mask.float()
         t_gen = time.perf_counter()
         with torch.no_grad():
@@ -226,8 +251,9 @@ class PPOTrainer:
                 ref_logprobs = response_logprobs(self.ref_policy, roll, temperature=c.temperature)
             t_ref = time.perf_counter()
             # 3. reward-model scores (and the gold judge, for the record)
-            scores = torch.as_tensor(self.reward_fn(roll.texts), dtype=torch.float32,
-                                     device=self.device)
+            scores = torch.as_tensor(
+                self.reward_fn(roll.texts), dtype=torch.float32, device=self.device
+            )
             no_eos = roll.mask.sum(1) == roll.mask.shape[1]  # hit the limit without EOS
             if c.missing_eos_penalty is not None:
                 scores = scores - c.missing_eos_penalty * no_eos.float()
@@ -237,7 +263,9 @@ class PPOTrainer:
             # 4. KL-shaped per-token rewards
             beta = self.kl_ctl.beta
             kl_t = kl.kl_estimate(old_logprobs, ref_logprobs, kind="k1") * mask
-            rewards = kl.shaped_rewards(scores, old_logprobs, ref_logprobs, mask, beta, kind=c.kl_kind)
+            rewards = kl.shaped_rewards(
+                scores, old_logprobs, ref_logprobs, mask, beta, kind=c.kl_kind
+            )
             # 5. values, GAE, whitening
             _, old_values, _ = self.forward(roll)
             old_values = old_values * mask
@@ -256,10 +284,12 @@ class PPOTrainer:
                 mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
                 m = mask[idx, :T]
                 logprobs, values, entropy = self.forward(mb)
-                pg_loss, pg_stats = ppo.policy_loss(logprobs, old_logprobs[idx, :T],
-                                                    advantages[idx, :T], m, c.clip_eps)
-                vf_loss, vf_stats = ppo.value_loss(values, old_values[idx, :T], returns[idx, :T],
-                                                   m, c.clip_range_value)
+                pg_loss, pg_stats = ppo.policy_loss(
+                    logprobs, old_logprobs[idx, :T], advantages[idx, :T], m, c.clip_eps
+                )
+                vf_loss, vf_stats = ppo.value_loss(
+                    values, old_values[idx, :T], returns[idx, :T], m, c.clip_range_value
+                )
                 ent = adv.masked_mean(entropy, m)
                 loss = pg_loss + c.vf_coef * vf_loss - c.ent_coef * ent
                 _check_finite(step, "loss", loss.detach())
@@ -267,10 +297,18 @@ class PPOTrainer:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(
                     list(self.policy.parameters()) + list(self.value_head.parameters()),
-                    c.max_grad_norm)
+                    c.max_grad_norm,
+                )
                 self.optimizer.step()
-                stats.append({**pg_stats, **vf_stats, "pg_loss": pg_loss.item(),
-                              "vf_loss": vf_loss.item(), "entropy": ent.item()})
+                stats.append(
+                    {
+                        **pg_stats,
+                        **vf_stats,
+                        "pg_loss": pg_loss.item(),
+                        "vf_loss": vf_loss.item(),
+                        "entropy": ent.item(),
+                    }
+                )
         t_opt = time.perf_counter()
         # 7. metrics (TRL's names), KL controller update
         seq_kl = (kl_t).sum(1)

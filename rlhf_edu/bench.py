@@ -1,0 +1,217 @@
+"""Time the phases of a PPO step, ours against TRL's last PPO, in one process run.
+
+    python -m rlhf_edu.bench --preset tiny --vs-trl --json bench.json
+    python -m rlhf_edu.bench --shape gpt2 --batch 128 --response-length 16 --vs-trl
+
+``--preset tiny`` uses the shipped tiny world. ``--shape gpt2`` uses random-init models of
+GPT-2 small's shape (policy, reward model, and TRL's value model), so no hub is needed.
+Both trainers get identical models, batch, minibatch, epochs and response length; each
+runs warm-up steps first, then the timed steps. ``ratio`` is ours / TRL (below 1: faster).
+
+Taught in notebooks/07_ppo.ipynb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+
+from .trainer import PPOConfig, PPOTrainer
+
+GPT2_VOCAB = 50257
+
+
+def _tiny_world(device):
+    from .presets import load_preset
+
+    p = load_preset("tiny", device=device, n_prompts=1024)
+    return p.ref_policy, p.reward.model, p.tokenizer, p.prompts
+
+
+def _gpt2_world(device, seed: int = 0):
+    """Random-init GPT-2-small-shaped policy and reward model, a tokenizer with GPT-2's vocab size."""
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+    from .presets import load_preset
+
+    p = load_preset("tiny", device="cpu", n_prompts=1024)
+    tok = copy.deepcopy(p.tokenizer)
+    # Pad the tiny tokenizer's vocabulary to GPT-2's size, so texts round-trip exactly.
+    tok.add_tokens([f"<x{i}>" for i in range(GPT2_VOCAB - len(tok))])
+    torch.manual_seed(seed)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    policy = GPT2LMHeadModel(cfg).to(device).eval()
+    rm = GPT2ForSequenceClassification(GPT2Config(**cfg.to_dict(), num_labels=1)).to(device).eval()
+    return policy, rm, tok, p.prompts
+
+
+def _reward_fn(rm, tokenizer):
+    from .scoring import RewardModel
+
+    return RewardModel(rm, tokenizer, max_length=1024)
+
+
+def bench_ours(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps: int) -> dict:
+    """Run ``warmup + steps`` PPO steps; return the mean per-phase times of the timed ones."""
+    cfg = PPOConfig(**{**cfg.__dict__, "steps": warmup + steps})
+    tr = PPOTrainer(
+        cfg,
+        copy.deepcopy(policy).train(),
+        copy.deepcopy(policy).eval(),
+        tokenizer,
+        _reward_fn(rm, tokenizer),
+        prompts,
+    )
+    if tr.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    tr.train(progress=False)
+    timed = tr.history[warmup:]
+    keys = [k for k in timed[0] if k.startswith("time/")]
+    out = {k.split("/")[1] + "_seconds": statistics.mean(m[k] for m in timed) for k in keys}
+    out["step_seconds"] = out.pop("step_seconds")
+    out["response_length_mean"] = statistics.mean(m["val/response_length"] for m in timed)
+    if tr.device.type == "cuda":
+        out["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def bench_trl(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps: int) -> dict:
+    """Time ``trl==1.12.0``'s ``trl.experimental.ppo.PPOTrainer`` on the same models and sizes."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from trl.experimental.ppo import PPOConfig as TRLConfig
+    from trl.experimental.ppo import PPOTrainer as TRLTrainer
+
+    n_mini = cfg.batch_size // cfg.mini_batch_size
+    ids = [tokenizer(p)["input_ids"] for p in prompts]
+    dataset = Dataset.from_dict({"input_ids": ids})
+    use_cuda = next(policy.parameters()).device.type == "cuda"
+
+    def run(n_steps: int) -> float:
+        with tempfile.TemporaryDirectory() as out:
+            args = TRLConfig(
+                output_dir=out,
+                report_to="none",
+                save_strategy="no",
+                logging_strategy="no",
+                per_device_train_batch_size=cfg.mini_batch_size,
+                gradient_accumulation_steps=n_mini,
+                num_mini_batches=n_mini,
+                local_rollout_forward_batch_size=cfg.batch_size,
+                num_ppo_epochs=cfg.ppo_epochs,
+                learning_rate=cfg.lr,
+                kl_coef=cfg.beta,
+                cliprange=cfg.clip_eps,
+                cliprange_value=cfg.clip_range_value,
+                vf_coef=cfg.vf_coef,
+                gamma=cfg.gamma,
+                lam=cfg.lam,
+                response_length=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                total_episodes=n_steps * cfg.batch_size,
+                num_sample_generations=0,
+                stop_token="eos",
+                seed=cfg.seed,
+                disable_tqdm=True,
+                use_cpu=not use_cuda,
+                bf16=use_cuda and torch.cuda.is_bf16_supported(),
+                dataloader_num_workers=0,
+            )
+            trainer = TRLTrainer(
+                args=args,
+                processing_class=tokenizer,
+                model=copy.deepcopy(policy).train(),
+                ref_model=copy.deepcopy(policy).eval(),
+                reward_model=rm,
+                train_dataset=dataset,
+                value_model=copy.deepcopy(rm).train(),
+            )
+            if use_cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            trainer.train()
+            if use_cuda:
+                torch.cuda.synchronize()
+            return time.perf_counter() - t0
+
+    run(warmup)
+    if use_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    total = run(steps)
+    out = {"trl_step_seconds": total / steps}
+    if use_cuda:
+        out["trl_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    world = ap.add_mutually_exclusive_group()
+    world.add_argument("--preset", choices=["tiny"], default=None, help="the shipped tiny world")
+    world.add_argument("--shape", choices=["gpt2"], default=None, help="random-init GPT-2 small")
+    ap.add_argument("--batch", type=int, default=64, help="prompts per PPO step")
+    ap.add_argument("--mini-batch", type=int, default=None, help="default: batch / 4")
+    ap.add_argument("--response-length", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=4, help="PPO epochs per step")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    ap.add_argument("--vs-trl", action="store_true", help="also time trl==1.12.0's PPOTrainer")
+    ap.add_argument("--device", default=None, help="default: cuda when available")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from .notebook import quiet
+
+    quiet()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.shape == "gpt2":
+        policy, rm, tok, prompts = _gpt2_world(device)
+    else:
+        policy, rm, tok, prompts = _tiny_world(device)
+    mini = args.mini_batch or max(1, args.batch // 4)
+    cfg = PPOConfig(
+        batch_size=args.batch,
+        mini_batch_size=mini,
+        ppo_epochs=args.epochs,
+        max_new_tokens=args.response_length,
+        min_new_tokens=args.response_length,
+        lr=1.41e-5 if args.shape else 3e-4,
+    )
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "world": args.shape or "tiny",
+        "batch": args.batch,
+        "mini_batch": mini,
+        "ppo_epochs": args.epochs,
+        "response_length": args.response_length,
+        "timed_steps": args.steps,
+        "torch": torch.__version__,
+    }
+    result.update(bench_ours(policy, rm, tok, prompts, cfg, args.warmup, args.steps))
+    if args.vs_trl:
+        result.update(bench_trl(policy, rm, tok, prompts, cfg, args.warmup, args.steps))
+        result["ratio"] = result["step_seconds"] / result["trl_step_seconds"]
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
