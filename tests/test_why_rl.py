@@ -1,0 +1,201 @@
+"""Tests for rlhf_edu.why_rl: best-of-N, rejection-sampling fine-tuning, REINFORCE (lesson 03).
+
+The training loops run on the shipped tiny preset with tiny budgets (a few prompts, two
+rounds): they check the bookkeeping and the direction of the updates, not the learning curve
+(the notebook asserts that).
+"""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from rlhf_edu import why_rl
+from rlhf_edu.reinforce import reinforce_loss
+
+PROMPTS = ["this movie", "the plot", "the acting", "i think"]
+
+
+def params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()]).clone()
+
+
+def padded_batch(seed=0, size=6, length=5):
+    gen = torch.Generator().manual_seed(seed)
+    logprobs = -3 * torch.rand(size, length, generator=gen, dtype=torch.float64)
+    lengths = torch.randint(1, length + 1, (size,), generator=gen)
+    mask = (torch.arange(length) < lengths[:, None]).long()
+    return logprobs, mask
+
+
+class TestKLBestOfN:
+    def test_values(self):
+        assert why_rl.kl_best_of_n(1) == 0.0
+        assert why_rl.kl_best_of_n(2) == pytest.approx(math.log(2) - 0.5)
+        values = [why_rl.kl_best_of_n(n) for n in range(1, 65)]
+        assert all(b > a for a, b in itertools.pairwise(values))
+        assert values[-1] < math.log(64)
+
+    @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "4"])
+    def test_rejects(self, bad):
+        with pytest.raises(ValueError, match="n:"):
+            why_rl.kl_best_of_n(bad)
+
+
+class TestSequenceKL:
+    def test_masked_sum_of_log_ratios(self):
+        logprobs, mask = padded_batch(1)
+        ref = logprobs - torch.rand_like(logprobs)
+        ref[mask == 0] = float("inf")  # padding garbage must not leak in
+        expected = torch.stack([(lp - r)[m.bool()].sum() for lp, r, m in zip(logprobs, ref, mask)])
+        torch.testing.assert_close(why_rl.sequence_kl(logprobs, ref, mask), expected)
+        assert torch.all(why_rl.sequence_kl(logprobs, logprobs, mask) == 0)
+
+
+class TestRFTLoss:
+    def test_token_mean_cross_entropy(self):
+        logprobs, mask = padded_batch(2)
+        garbage = logprobs.masked_fill(mask == 0, -100.0)
+        expected = -logprobs[mask.bool()].mean()
+        torch.testing.assert_close(why_rl.rft_loss(garbage, mask), expected)
+
+    def test_gradient_is_reinforce_with_an_indicator_reward(self):
+        # the identity the lesson shows: fine-tuning on the kept responses is REINFORCE with
+        # R = 1[kept] and no baseline, up to the positive factor B / (number of kept tokens)
+        logprobs, mask = padded_batch(3, size=8)
+        rewards = torch.randn(8, dtype=torch.float64)
+        keep = why_rl.top_k_indicator(rewards, 0.25).to(torch.float64)
+        rows = keep.bool()
+        lp = logprobs.clone().requires_grad_(True)
+        (g_rl,) = torch.autograd.grad(reinforce_loss(lp, keep, mask), lp)
+        (g_ft,) = torch.autograd.grad(why_rl.rft_loss(lp[rows], mask[rows]), lp)
+        n_tokens = mask[rows].sum()
+        torch.testing.assert_close(g_ft, g_rl * 8 / n_tokens)
+
+
+class TestTopKIndicator:
+    def test_keeps_the_highest(self):
+        r = torch.tensor([0.1, 3.0, -1.0, 2.0, 0.5])
+        torch.testing.assert_close(why_rl.top_k_indicator(r, 0.4), torch.tensor([0.0, 1, 0, 1, 0]))
+        assert why_rl.top_k_indicator(r, 0.01).sum() == 1  # k = ceil(f * B) >= 1
+        assert why_rl.top_k_indicator(r, 1.0).sum() == 5
+
+    def test_rejects(self):
+        with pytest.raises(ValueError, match="keep_fraction"):
+            why_rl.top_k_indicator(torch.zeros(3), 0.0)
+        with pytest.raises(ValueError, match="rewards"):
+            why_rl.top_k_indicator(torch.zeros(3, 2), 0.5)
+
+
+class TestBestOfN:
+    def test_history(self, tiny):
+        before = params(tiny.policy)
+        h = why_rl.best_of_n(
+            tiny.policy,
+            tiny.ref_policy,
+            tiny.tokenizer,
+            PROMPTS,
+            tiny.reward,
+            3,
+            gold_fn=tiny.gold,
+            max_new_tokens=8,
+            progress=False,
+        )
+        assert [d["n"] for d in h] == [1, 2, 3]
+        assert [d["samples"] for d in h] == [4, 8, 12]
+        rewards = [d["reward"] for d in h]
+        assert rewards[0] <= rewards[1] <= rewards[2]  # a max over more draws never drops
+        assert [d["kl"] for d in h] == [why_rl.kl_best_of_n(n) for n in (1, 2, 3)]
+        # the kept texts are the ones scored
+        assert tiny.reward(h[-1]["texts"]).mean().item() == pytest.approx(rewards[-1], abs=1e-4)
+        assert tiny.gold(h[-1]["texts"]).mean().item() == pytest.approx(h[-1]["gold"], abs=1e-6)
+        assert torch.equal(params(tiny.policy), before)  # no training
+
+
+class TestTrainingLoops:
+    @pytest.mark.parametrize("method", ["rft", "reinforce"])
+    def test_history_and_updates(self, tiny, method):
+        policy = tiny.fresh_policy()
+        before = params(policy)
+        h = run(method, tiny, policy)
+        assert [d["round"] for d in h] == [0, 1, 2]
+        assert [d["samples"] for d in h] == [4, 8, 12]
+        assert abs(h[0]["kl"]) < 1e-3  # round 0 samples the reference itself
+        assert all(math.isfinite(d["loss"]) for d in h[:-1]) and h[-1]["loss"] is None
+        assert all(-1 <= d["gold"] <= 1 and len(d["texts"]) == 4 for d in h)
+        assert not torch.equal(params(policy), before)
+        assert not policy.training  # dropout off for RL
+
+    def test_reinforce_constant_reward_does_not_move_the_policy(self, tiny):
+        # R - mean(R) = 0 for every response: a zero gradient, and Adam's step is then 0
+        policy = tiny.fresh_policy()
+        before = params(policy)
+        run("reinforce", tiny, policy, reward_fn=lambda texts: torch.ones(len(texts)))
+        assert torch.equal(params(policy), before)
+
+    def test_reinforce_step_raises_the_log_prob_of_the_rewarded_response(self, tiny):
+        # one response rewarded 1, the others 0: R - mean(R) > 0 for it only, so one small
+        # step raises its log-prob and the weighted objective sum_b (R_b - b) log p(y_b)
+        policy = tiny.fresh_policy()
+        run("reinforce", tiny, policy, rounds=1, reward_fn=first_only, lr=1e-4)
+        # round 0 sampled the reference (same weights) with seed 0: draw that batch again
+        rollout = why_rl.generation.sample(tiny.ref_policy, tiny.tokenizer, PROMPTS, 8, seed=0)
+        with torch.no_grad():
+            before = why_rl.generation.response_logprobs(tiny.ref_policy, rollout).sum(1)
+            after = why_rl.generation.response_logprobs(policy, rollout).sum(1)
+        weights = first_only(PROMPTS) - 0.25
+        assert after[0] > before[0]
+        assert (weights * after).sum() > (weights * before).sum()
+
+    def test_nan_reward_names_the_step(self, tiny):
+        with pytest.raises(FloatingPointError, match="step 0: reward_fn"):
+            run(
+                "rft",
+                tiny,
+                tiny.fresh_policy(),
+                reward_fn=lambda t: torch.full((len(t),), math.nan),
+            )
+
+    def test_nan_loss_names_the_step(self, tiny, monkeypatch):
+        calls = []
+
+        def nan_after_first(*args, **kwargs):
+            calls.append(1)
+            loss = reinforce_loss(*args, **kwargs)
+            return loss * math.nan if len(calls) > 1 else loss
+
+        monkeypatch.setattr(why_rl, "reinforce_loss", nan_after_first)
+        with pytest.raises(FloatingPointError, match="step 1: the loss"):
+            run("reinforce", tiny, tiny.fresh_policy())
+
+    def test_rejects_bad_arguments(self, tiny):
+        with pytest.raises(ValueError, match="prompts"):
+            run("rft", tiny, tiny.fresh_policy(), prompts="this movie")
+        with pytest.raises(ValueError, match="rounds"):
+            run("reinforce", tiny, tiny.fresh_policy(), rounds=-1)
+        with pytest.raises(ValueError, match="keep_fraction"):
+            run("rft", tiny, tiny.fresh_policy(), keep_fraction=1.5)
+        with pytest.raises(ValueError, match="reward_fn"):
+            run("rft", tiny, tiny.fresh_policy(), reward_fn=lambda t: torch.zeros(len(t), 2))
+
+
+def first_only(texts):
+    return torch.tensor([1.0] + [0.0] * (len(texts) - 1))
+
+
+def run(method, tiny, policy, rounds=2, reward_fn=None, prompts=PROMPTS, **kwargs):
+    fn = why_rl.rejection_sampling_finetune if method == "rft" else why_rl.reinforce_train
+    return fn(
+        policy,
+        tiny.ref_policy,
+        tiny.tokenizer,
+        prompts,
+        reward_fn or tiny.reward,
+        rounds,
+        batch_size=4,
+        gold_fn=tiny.gold,
+        max_new_tokens=8,
+        progress=False,
+        **kwargs,
+    )
