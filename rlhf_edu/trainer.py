@@ -34,6 +34,19 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .generation import Rollout, response_logprobs, sample, token_logprobs
 from .value_head import ValueHead, response_hidden_states
 
+# TRL's classic gpt2-sentiment example (lvwerra/gpt2-imdb, adaptive KL): the GPU settings of lesson 07.
+GPT2_SENTIMENT = {
+    "batch_size": 128,
+    "mini_batch_size": 32,
+    "ppo_epochs": 4,
+    "lr": 1.41e-5,
+    "beta": 0.2,
+    "kl_target": 6.0,
+    "kl_horizon": 10_000,
+    "min_new_tokens": 4,
+    "max_new_tokens": 16,
+}
+
 
 @dataclass
 class PPOConfig:

@@ -1,0 +1,51 @@
+"""Evaluate a policy on fixed prompts: reward-model score, gold score and KL from the reference.
+
+Sampling here runs inside ``torch.random.fork_rng``, so an evaluation in the middle of a run
+does not change the run's random numbers. Taught in notebooks/07_ppo.ipynb.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .generation import response_logprobs, sample
+from .kl import kl_estimate
+
+
+@torch.no_grad()
+def evaluate_policy(
+    policy, preset, n_prompts: int = 128, seed: int = 1234, max_new_tokens: int | None = None
+) -> dict:
+    """Sample one response to each of the first ``n_prompts`` prompts; score them.
+
+    Returns a dict: ``score`` (mean reward-model score), ``gold`` (mean gold score, or None),
+    ``kl`` (mean per-sequence KL from the reference, ``sum_t k1``), and the ``texts``.
+    """
+    if not (isinstance(n_prompts, int) and 1 <= n_prompts <= len(preset.prompts)):
+        raise ValueError(
+            f"n_prompts: expected an int in [1, {len(preset.prompts)}], got {n_prompts!r}"
+        )
+    was_training = policy.training
+    policy.eval()
+    devices = [preset.device] if preset.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        roll = sample(
+            policy,
+            preset.tokenizer,
+            preset.prompts[:n_prompts],
+            max_new_tokens=max_new_tokens or preset.max_new_tokens,
+            seed=seed,
+        )
+    policy.train(was_training)
+    ref = response_logprobs(preset.ref_policy, roll)
+    kl = (kl_estimate(roll.logprobs, ref) * roll.mask).sum(1)
+    scores = preset.reward(roll.texts)
+    gold = preset.gold(roll.texts) if preset.gold is not None else None
+    return {
+        "score": scores.mean().item(),
+        "gold": gold.mean().item() if gold is not None else None,
+        "kl": kl.mean().item(),
+        "texts": roll.texts,
+        "scores": scores.tolist(),
+        "golds": gold.tolist() if gold is not None else None,
+    }
