@@ -91,4 +91,4 @@ def require_choice(name: str, value: object, choices: Collection[str]) -> str:
 def _require_tensor(name: str, x: object) -> None:
     if not isinstance(x, torch.Tensor):
         # ValueError, not TypeError: the package promises ValueError for every bad input
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")  # noqa: TRY004
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")

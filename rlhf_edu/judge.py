@@ -83,7 +83,7 @@ def gold_score(text: str) -> float:
 def gold_scores(texts: Iterable[str]) -> list[float]:
     """Score many texts; see :func:`gold_score`."""
     if isinstance(texts, str):
-        raise ValueError("texts: expected a list of strings, got a single string")  # noqa: TRY004
+        raise ValueError("texts: expected a list of strings, got a single string")
     return [gold_score(t) for t in texts]
 
 

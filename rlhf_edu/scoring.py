@@ -61,7 +61,7 @@ class RewardModel:
     def __call__(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
         """Scores without gradients, in batches: shape ``(B,)``."""
         if isinstance(texts, str):
-            raise ValueError("texts: expected a list of strings, got a single string")  # noqa: TRY004
+            raise ValueError("texts: expected a list of strings, got a single string")
         texts = list(texts)
         chunks = [self.forward(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
         return torch.cat(chunks)
