@@ -57,6 +57,14 @@ def _gpt2_world(device, seed: int = 0):
     return policy, rm, tok, p.prompts
 
 
+def _trainable(model):
+    """A trainable copy (the worlds hand out frozen models)."""
+    model = copy.deepcopy(model)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.train()
+
+
 def _reward_fn(rm, tokenizer):
     from .scoring import RewardModel
 
@@ -68,7 +76,7 @@ def bench_ours(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, step
     cfg = PPOConfig(**{**cfg.__dict__, "steps": warmup + steps})
     tr = PPOTrainer(
         cfg,
-        copy.deepcopy(policy).train(),
+        _trainable(policy),
         copy.deepcopy(policy).eval(),
         tokenizer,
         _reward_fn(rm, tokenizer),
@@ -132,11 +140,11 @@ def bench_trl(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps
             trainer = TRLTrainer(
                 args=args,
                 processing_class=tokenizer,
-                model=copy.deepcopy(policy).train(),
+                model=_trainable(policy),
                 ref_model=copy.deepcopy(policy).eval(),
                 reward_model=rm,
                 train_dataset=dataset,
-                value_model=copy.deepcopy(rm).train(),
+                value_model=_trainable(rm),
             )
             if use_cuda:
                 torch.cuda.synchronize()

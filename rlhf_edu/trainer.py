@@ -198,6 +198,11 @@ class PPOTrainer:
         self.reward_fn = reward_fn
         self.gold_fn = gold_fn
         self.prompts = list(prompts)
+        if not any(p.requires_grad for p in policy.parameters()):
+            raise ValueError(
+                "policy: no parameter requires grad (a frozen model?); "
+                "pass a trainable copy such as preset.fresh_policy()"
+            )
         self.device = next(policy.parameters()).device
         hidden = policy.config.hidden_size
         self.value_head = (value_head or ValueHead(hidden)).to(self.device)
