@@ -52,9 +52,12 @@ class TestResponseHiddenStates:
         with torch.no_grad():
             hidden, logits = response_hidden_states(tiny.policy, rollout, return_logits=True)
             expected = response_logits(
-                tiny.policy, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids,
+                tiny.policy,
+                rollout.prompt_ids,
+                rollout.prompt_mask,
+                rollout.response_ids,
                 rollout.mask,
-            )  # fmt: skip
+            )
             # GPT-2's LM head reads the last hidden state (after the final layer norm)
             via_head = tiny.policy.lm_head(hidden)
         B, T = rollout.response_ids.shape
