@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rlhf_edu import generation
+from rlhf_edu._checks import require_int, require_number
 from rlhf_edu.advantages import masked_mean, masked_sum
 from rlhf_edu.kl import kl_estimate
 from rlhf_edu.reinforce import reinforce_loss
@@ -43,8 +44,7 @@ def kl_best_of_n(n: int) -> float:
 
     Taught in notebooks/03_why_rl.ipynb.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected an int >= 1, got {n!r}")
+    n = require_int("n", n, 1)
     return math.log(n) - (n - 1) / n
 
 
@@ -82,8 +82,7 @@ def top_k_indicator(rewards: torch.Tensor, keep_fraction: float) -> torch.Tensor
     """
     if not (isinstance(rewards, torch.Tensor) and rewards.dim() == 1 and len(rewards) > 0):
         raise ValueError("rewards: expected a non-empty 1-dim tensor")
-    if not 0 < keep_fraction <= 1:
-        raise ValueError(f"keep_fraction: expected a number in (0, 1], got {keep_fraction!r}")
+    keep_fraction = require_number("keep_fraction", keep_fraction, 0, 1, low_open=True)
     k = math.ceil(keep_fraction * len(rewards))
     keep = torch.zeros(len(rewards), dtype=torch.float32, device=rewards.device)
     keep[torch.topk(rewards, k).indices] = 1.0
@@ -92,7 +91,6 @@ def top_k_indicator(rewards: torch.Tensor, keep_fraction: float) -> torch.Tensor
 
 def best_of_n(
     policy,
-    ref_policy,
     tokenizer,
     prompts: list[str],
     reward_fn: RewardFn,
@@ -107,14 +105,14 @@ def best_of_n(
 
     Draw ``n`` responses for each prompt (``n * len(prompts)`` samples), then for each
     ``N <= n`` keep, per prompt, the highest-reward one among the first ``N``. The model is not
-    trained: ``policy`` is only sampled from (``ref_policy`` is accepted for the common
-    signature and unused). Returns ``n`` dicts with ``n``, ``samples = N * len(prompts)``,
-    ``reward`` and ``gold`` (means over prompts of the kept responses), ``kl`` =
-    :func:`kl_best_of_n` and ``texts`` (the kept prompt + response texts).
+    trained: ``policy`` is only sampled from. Returns ``n`` dicts with ``n``,
+    ``samples = N * len(prompts)``, ``reward`` and ``gold`` (means over prompts of the kept
+    responses), ``kl`` = :func:`kl_best_of_n` and ``texts`` (the kept prompt + response texts).
 
     Taught in notebooks/03_why_rl.ipynb.
     """
-    _check_common(prompts, n, "n")
+    _check_prompts(prompts)
+    n = require_int("n", n, 1)
     rewards, golds, texts = [], [], []
     for i in tqdm(range(n), desc="best-of-N: drawing", disable=not progress):
         rollout = generation.sample(
@@ -153,7 +151,7 @@ def rejection_sampling_finetune(
     rounds: int,
     batch_size: int = 64,
     keep_fraction: float = 0.25,
-    epochs: int = 4,
+    epochs: int = 2,
     lr: float = 1e-3,
     gold_fn: RewardFn | None = None,
     max_new_tokens: int = 24,
@@ -173,25 +171,22 @@ def rejection_sampling_finetune(
 
     Taught in notebooks/03_why_rl.ipynb.
     """
-    _check_common(prompts, rounds, "rounds", low=0)
-    top_k_indicator(torch.zeros(1), keep_fraction)  # checks keep_fraction
+    _check_loop(prompts, rounds, batch_size, lr)
+    require_number("keep_fraction", keep_fraction, 0, 1, low_open=True)
+    require_int("epochs", epochs, 1)
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     policy.eval()  # dropout off: train the log-probs of the policy that sampled
+    sampling = {
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "seed": seed,
+    }
     history = []
     bar = tqdm(range(rounds + 1), desc="rejection-sampling FT", disable=not progress)
     for r in bar:
         rollout, rewards, point = _measure(
-            policy,
-            ref_policy,
-            tokenizer,
-            prompts,
-            reward_fn,
-            gold_fn,
-            r,
-            batch_size,
-            max_new_tokens,
-            temperature,
-            seed,
+            r, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn, **sampling
         )
         point.update(method="RFT", round=r, loss=None)
         if r < rounds:
@@ -231,24 +226,20 @@ def reinforce_train(
 
     Taught in notebooks/03_why_rl.ipynb.
     """
-    _check_common(prompts, rounds, "rounds", low=0)
+    _check_loop(prompts, rounds, batch_size, lr)
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     policy.eval()  # dropout off: train the log-probs of the policy that sampled
+    sampling = {
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "seed": seed,
+    }
     history = []
     bar = tqdm(range(rounds + 1), desc="REINFORCE", disable=not progress)
     for r in bar:
         rollout, rewards, point = _measure(
-            policy,
-            ref_policy,
-            tokenizer,
-            prompts,
-            reward_fn,
-            gold_fn,
-            r,
-            batch_size,
-            max_new_tokens,
-            temperature,
-            seed,
+            r, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn, **sampling
         )
         point.update(method="REINFORCE", round=r, loss=None)
         if r < rounds:
@@ -261,11 +252,16 @@ def reinforce_train(
     return history
 
 
-def _check_common(prompts, count, name, low=1):
+def _check_prompts(prompts) -> None:
     if isinstance(prompts, str) or not prompts:
         raise ValueError("prompts: expected a non-empty list of strings")
-    if isinstance(count, bool) or not isinstance(count, int) or count < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {count!r}")
+
+
+def _check_loop(prompts, rounds, batch_size, lr) -> None:
+    _check_prompts(prompts)
+    require_int("rounds", rounds, 0)
+    require_int("batch_size", batch_size, 1)
+    require_number("lr", lr, 0, low_open=True)
 
 
 def _score(fn: RewardFn, texts: list[str], name: str, step: int) -> torch.Tensor:
@@ -280,13 +276,14 @@ def _score(fn: RewardFn, texts: list[str], name: str, step: int) -> torch.Tensor
 
 
 def _measure(
+    r,
     policy,
     ref_policy,
     tokenizer,
     prompts,
     reward_fn,
     gold_fn,
-    r,
+    *,
     batch_size,
     max_new_tokens,
     temperature,

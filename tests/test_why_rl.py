@@ -91,17 +91,8 @@ class TestTopKIndicator:
 class TestBestOfN:
     def test_history(self, tiny):
         before = params(tiny.policy)
-        h = why_rl.best_of_n(
-            tiny.policy,
-            tiny.ref_policy,
-            tiny.tokenizer,
-            PROMPTS,
-            tiny.reward,
-            3,
-            gold_fn=tiny.gold,
-            max_new_tokens=8,
-            progress=False,
-        )
+        options = {"gold_fn": tiny.gold, "max_new_tokens": 8, "progress": False}
+        h = why_rl.best_of_n(tiny.policy, tiny.tokenizer, PROMPTS, tiny.reward, 3, **options)
         assert [d["n"] for d in h] == [1, 2, 3]
         assert [d["samples"] for d in h] == [4, 8, 12]
         rewards = [d["reward"] for d in h]
@@ -111,6 +102,12 @@ class TestBestOfN:
         assert tiny.reward(h[-1]["texts"]).mean().item() == pytest.approx(rewards[-1], abs=1e-4)
         assert tiny.gold(h[-1]["texts"]).mean().item() == pytest.approx(h[-1]["gold"], abs=1e-6)
         assert torch.equal(params(tiny.policy), before)  # no training
+
+    def test_rejects_bad_arguments(self, tiny):
+        with pytest.raises(ValueError, match="n:"):
+            why_rl.best_of_n(tiny.policy, tiny.tokenizer, PROMPTS, tiny.reward, 0)
+        with pytest.raises(ValueError, match="prompts"):
+            why_rl.best_of_n(tiny.policy, tiny.tokenizer, [], tiny.reward, 2)
 
 
 class TestTrainingLoops:
@@ -176,6 +173,12 @@ class TestTrainingLoops:
             run("reinforce", tiny, tiny.fresh_policy(), rounds=-1)
         with pytest.raises(ValueError, match="keep_fraction"):
             run("rft", tiny, tiny.fresh_policy(), keep_fraction=1.5)
+        with pytest.raises(ValueError, match="epochs"):
+            run("rft", tiny, tiny.fresh_policy(), epochs=0)
+        with pytest.raises(ValueError, match="lr"):
+            run("reinforce", tiny, tiny.fresh_policy(), lr=-1e-3)
+        with pytest.raises(ValueError, match="batch_size"):
+            run("reinforce", tiny, tiny.fresh_policy(), batch_size=0)
         with pytest.raises(ValueError, match="reward_fn"):
             run("rft", tiny, tiny.fresh_policy(), reward_fn=lambda t: torch.zeros(len(t), 2))
 
@@ -185,7 +188,10 @@ def first_only(texts):
 
 
 def run(method, tiny, policy, rounds=2, reward_fn=None, prompts=PROMPTS, **kwargs):
+    """A tiny budget: 4 prompts, 8 new tokens, ``rounds`` updates."""
     fn = why_rl.rejection_sampling_finetune if method == "rft" else why_rl.reinforce_train
+    options = {"batch_size": 4, "gold_fn": tiny.gold, "max_new_tokens": 8, "progress": False}
+    options.update(kwargs)
     return fn(
         policy,
         tiny.ref_policy,
@@ -193,9 +199,5 @@ def run(method, tiny, policy, rounds=2, reward_fn=None, prompts=PROMPTS, **kwarg
         prompts,
         reward_fn or tiny.reward,
         rounds,
-        batch_size=4,
-        gold_fn=tiny.gold,
-        max_new_tokens=8,
-        progress=False,
-        **kwargs,
+        **options,
     )
