@@ -3,6 +3,9 @@
     python3 course.py lab     # open the course: JupyterLab on notebooks/
     python3 course.py test    # run every test, offline (HF_HUB_OFFLINE=1)
 
+Extra arguments go to pytest (``python3 course.py test tests/test_ppo.py -x``); paths given
+there replace the default ``tests notebooks``.
+
 The environment is a virtual environment in ``.venv``. Torch is installed before
 the package so that a machine without a GPU never downloads CUDA packages:
 
@@ -101,7 +104,10 @@ def main(argv: list[str]) -> int:
     else:
         env["HF_HUB_OFFLINE"] = "1"
         env.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-        cmd = [python, "-m", "pytest", "--nbval-lax", "tests", "notebooks", *argv[1:]]
+        extra = argv[1:]
+        # Paths given on the command line replace the default "tests notebooks".
+        paths = [] if any(not a.startswith("-") for a in extra) else ["tests", "notebooks"]
+        cmd = [python, "-m", "pytest", "--nbval-lax", *paths, *extra]
     print("+", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
 
