@@ -60,6 +60,13 @@ def setup(preset: str = "auto", device=None, seed: int = 0, n_prompts: int = 204
     from .presets import load_preset
 
     p = load_preset(preset, device=device, n_prompts=n_prompts, seed=seed)
+    if p.name == "tiny" and p.device.type == "cpu":
+        # A 1M-parameter model gains nothing from more threads, and on a busy machine extra
+        # threads cost several times the CPU time; one thread also makes runs reproducible
+        # across machines with different core counts.
+        import torch
+
+        torch.set_num_threads(1)
     v = versions()
     print(
         f"preset: {p.name} | device: {p.device} | " + " | ".join(f"{k} {x}" for k, x in v.items())

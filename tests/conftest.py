@@ -14,5 +14,5 @@ def tiny():
     """The shipped tiny preset on CPU, loaded once per test session."""
     from rlhf_edu.presets import load_preset
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(1)  # as notebook.setup() does for the tiny preset
     return load_preset("tiny", device="cpu", n_prompts=256, verbose=False)
