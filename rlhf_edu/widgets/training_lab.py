@@ -80,7 +80,8 @@ def show_training_lab(preset, runs: dict | None = None, **config):
             out.clear_output(wait=True)
             if runs:
                 fig = plot_runs(runs)
-                plt.show(fig)
+                display(fig)
+                plt.close(fig)
             else:
                 print("No runs yet: pick settings and press Train.")
 
