@@ -59,11 +59,18 @@ class RewardModel:
 
     @torch.no_grad()
     def __call__(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
-        """Scores without gradients, in batches: shape ``(B,)``."""
+        """Scores without gradients and without dropout, in batches: shape ``(B,)``."""
         if isinstance(texts, str):
             raise ValueError("texts: expected a list of strings, got a single string")
         texts = list(texts)
-        chunks = [self.forward(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+        was_training = self.model.training
+        self.model.eval()  # scoring is deterministic: no dropout
+        try:
+            chunks = [
+                self.forward(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)
+            ]
+        finally:
+            self.model.train(was_training)
         return torch.cat(chunks)
 
     def __repr__(self) -> str:

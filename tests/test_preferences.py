@@ -74,3 +74,12 @@ class TestShippedRewardModel:
 def test_reward_model_rejects_bad_label(tiny):
     with pytest.raises(ValueError, match="label"):
         RewardModel(tiny.reward.model, tiny.tokenizer, label=3)
+
+
+def test_scoring_is_deterministic_and_keeps_the_training_mode(tiny):
+    from rlhf_edu.build_tiny import reward_model_from_policy
+
+    rm = RewardModel(reward_model_from_policy(tiny.policy, tiny.tokenizer).train(), tiny.tokenizer)
+    texts = ["the plot was good.", "the acting was dull."]
+    assert torch.equal(rm(texts), rm(texts))
+    assert rm.model.training
