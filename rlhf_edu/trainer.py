@@ -230,13 +230,25 @@ class PPOTrainer:
         return contextlib.nullcontext()
 
     def forward(self, roll: Rollout):
-        """Return ``(logprobs, values, entropy)``, each ``(B, T)``, from one policy forward pass."""
+        """Return ``(logprobs, values, entropy)``, each ``(B, T)``, from one policy forward pass.
+
+        The entropy carries a gradient only when ``ent_coef > 0`` (otherwise it is a metric).
+        """
         with self.autocast():
             hidden, logits = response_hidden_states(self.policy, roll, return_logits=True)
         logits = logits.float() / self.config.temperature
         logprobs = token_logprobs(logits, roll.response_ids)
         values = self.value_head(hidden.float())
-        return logprobs, values, ppo.entropy_from_logits(logits)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.ent_coef > 0):
+            entropy = ppo.entropy_from_logits(logits)
+        return logprobs, values, entropy
+
+    @torch.no_grad()
+    def values(self, roll: Rollout) -> torch.Tensor:
+        """``V(s_t)``, ``(B, T)``, for a whole rollout (no LM head, no gradient)."""
+        with self.autocast():
+            hidden = response_hidden_states(self.policy, roll)
+        return self.value_head(hidden.float())
 
     def next_prompts(self) -> list[str]:
         idx = torch.randint(len(self.prompts), (self.config.batch_size,), generator=self.generator)
@@ -285,7 +297,7 @@ class PPOTrainer:
                 scores, old_logprobs, ref_logprobs, mask, beta, kind=c.kl_kind
             )
             # 5. values, GAE, whitening
-            _, old_values, _ = self.forward(roll)
+            old_values = self.values(roll)
             old_values = old_values * mask
             advantages, returns = adv.gae(rewards, old_values, mask, gamma=c.gamma, lam=c.lam)
             if c.whiten_advantages:

@@ -70,11 +70,13 @@ def response_hidden_states(
         position_ids=position_ids_from_mask(attention_mask),
         output_hidden_states=True,
         use_cache=False,
+        # The LM head runs only where it is needed: the T + 1 last positions (or one position).
+        logits_to_keep=rollout.response_ids.shape[1] + 1 if return_logits else 1,
     )
     P = rollout.prompt_ids.shape[1]
     hidden = out.hidden_states[-1][:, P - 1 : -1]  # (B, T, H): h_t predicts response token t
     if return_logits:
-        return hidden, out.logits[:, P - 1 : -1]
+        return hidden, out.logits[:, :-1]  # the kept positions P-1 .. P+T-1, minus the last
     return hidden
 
 
