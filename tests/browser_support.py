@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -212,6 +213,7 @@ def start_voila(notebook: Path, tmp: Path) -> Server:
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
         f"--Voila.connection_dir_root={tmp}",
+        "--VoilaConfiguration.show_tracebacks=True",  # so that a failing cell shows why
     ]
     url = f"http://127.0.0.1:{port}"
     server = Server(cmd, notebook.parent, jupyter_env(tmp), tmp / "voila.log", url)
@@ -280,8 +282,9 @@ def run_all_cells(page, timeout_ms: int = KERNEL_START_MS) -> None:
     deadline = time.monotonic() + timeout_ms / 1000
     started = page.locator(".jp-CodeCell .jp-InputPrompt").first
     while True:
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        item = page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
+        # exactly "Run All Cells", not "Restart Kernel and Run All Cells…"
+        item = page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first
         try:
             item.wait_for(state="visible", timeout=5_000)
             item.click()
