@@ -51,7 +51,7 @@ def test_every_widget_notebook_is_covered():
     """A notebook that calls a ``show_*`` widget of the package is in WIDGETS."""
     for path in sorted(bs.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         text = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
-        if re.search(r"from rlhf_edu\.widgets\.\w+ import[^\n]*\bshow_|\bshow_\w+\(", text):
+        if "rlhf_edu.widgets" in text and re.search(r"\bshow_\w+\(", text):
             assert path.stem in WIDGETS, f"{path.name} shows a widget: add it to WIDGETS"
 
 
