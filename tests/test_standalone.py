@@ -49,6 +49,15 @@ def _run(cmd, **kw):
     return result.stdout
 
 
+def _setuptools_version() -> tuple[int, ...]:
+    try:
+        from importlib.metadata import version
+
+        return tuple(int(x) for x in version("setuptools").split(".")[:2] if x.isdigit())
+    except Exception:  # noqa: BLE001 (not installed, or an odd version string)
+        return (0,)
+
+
 def _venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
@@ -71,7 +80,10 @@ def wheel_env(tmp_path_factory):
         ROOT / "rlhf_edu", src / "rlhf_edu", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
     pip = [sys.executable, "-m", "pip"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "wheel", src])
+    # Offline and fast with this environment's setuptools when it is new enough for
+    # pyproject.toml (a PEP 639 license string needs >= 77); else pip's isolated build.
+    flags = ["--no-build-isolation"] if _setuptools_version() >= (77,) else []
+    _run([*pip, "wheel", "--no-deps", *flags, "-q", "-w", tmp / "wheel", src])
     (wheel,) = (tmp / "wheel").glob("rlhf_edu-*.whl")
 
     venv = tmp / "venv"
