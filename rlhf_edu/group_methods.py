@@ -1,0 +1,279 @@
+"""GRPO and RLOO: PPO's clipped update with a group baseline instead of a value model.
+
+Each prompt is sampled ``group_size`` times; a response's advantage is its reward relative
+to the other responses to the same prompt (:func:`rlhf_edu.beyond.group_advantages`), one
+number per sequence, broadcast to all its tokens. No value head, no GAE. One step:
+
+1. draw ``prompts_per_step`` prompts, each repeated ``group_size`` times (consecutive groups);
+2. sample the responses, keeping their log-probs ``old_logprobs``;
+3. reference log-probs ``ref_logprobs`` under the frozen reference policy;
+4. reward-model scores; RLOO puts the KL in the reward, ``r = score - beta * sum_t k1_t``
+   (Ahmadian et al. 2024); GRPO keeps ``r = score``;
+5. sequence advantages within each group (GRPO: ``(r - mean) / (std + 1e-4)``; RLOO:
+   ``r - mean of the others``), broadcast over the valid tokens;
+6. ``epochs`` epochs of shuffled minibatches: PPO's clipped policy loss
+   (:func:`rlhf_edu.ppo.policy_loss`); GRPO adds ``beta * masked_mean(k3)``, the KL as a loss
+   term (Shao et al. 2024, DeepSeekMath, eq. 3-4); one AdamW step per minibatch;
+7. metrics (named as TRL names PPO's).
+
+Taught in notebooks/08_beyond_ppo.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from . import kl, ppo
+from .advantages import masked_mean
+from .beyond import GROUP_KINDS, group_advantages
+from .generation import response_logprobs, sample
+from .trainer import _check_finite
+
+
+@dataclass
+class GroupConfig:
+    """Settings of a GRPO or RLOO run. Defaults suit the tiny preset on a CPU."""
+
+    steps: int = 30
+    """Number of steps (one batch of fresh samples each)."""
+    prompts_per_step: int = 16
+    """Distinct prompts per step; the batch is ``prompts_per_step * group_size`` responses."""
+    group_size: int = 4
+    """Responses per prompt, G. DeepSeekMath: 64; RLOO: 2 to 4; here 4 to 8."""
+    epochs: int = 4
+    """Passes over each batch (PPO's ``ppo_epochs``). TRL's GRPO default is 1 (ratio stays 1)."""
+    mini_batch_size: int = 16
+    """Responses per gradient step; must divide ``prompts_per_step * group_size``."""
+    lr: float = 3e-4
+    """AdamW learning rate. The tiny policy tolerates ~1e-4 to 1e-3."""
+    clip_eps: float = 0.2
+    """Policy clip range eps in clip(r, 1-eps, 1+eps). Usually 0.1 to 0.3."""
+    beta: float = 0.05
+    """KL weight: a k3 loss term (GRPO) or a penalty in the reward (RLOO). Usually 0 to 0.1."""
+    max_new_tokens: int = 24
+    """Response length limit (tokens)."""
+    temperature: float = 1.0
+    """Sampling temperature; the log-probs are of logits / temperature."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm. Usually 0.5 to 1."""
+    seed: int = 0
+    """Seeds the prompt order, sampling and minibatch shuffling."""
+
+    def __post_init__(self):
+        for name in ("steps", "prompts_per_step", "epochs", "mini_batch_size", "max_new_tokens"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        if isinstance(self.group_size, bool) or not (
+            isinstance(self.group_size, int) and self.group_size >= 2
+        ):
+            raise ValueError(f"group_size: expected an int >= 2, got {self.group_size!r}")
+        if self.batch_size % self.mini_batch_size:
+            raise ValueError(
+                f"mini_batch_size: expected a divisor of prompts_per_step * group_size = "
+                f"{self.batch_size}, got {self.mini_batch_size}"
+            )
+        if not 0 < self.clip_eps < 1:
+            raise ValueError(f"clip_eps: expected a number in (0, 1), got {self.clip_eps!r}")
+        for name in ("lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
+        for name in ("beta", "max_grad_norm"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+
+    @property
+    def batch_size(self) -> int:
+        """Responses per step: ``prompts_per_step * group_size``."""
+        return self.prompts_per_step * self.group_size
+
+
+class GroupTrainer:
+    """Train ``policy`` with GRPO or RLOO (``kind``) against ``reward_fn``, near ``ref_policy``.
+
+    The same arguments as :class:`rlhf_edu.trainer.PPOTrainer` (without a value head), and the
+    same interface: ``train()``, ``history`` (one metric dict per step), ``callbacks`` (each
+    called as ``fn(trainer, metrics)`` after every step), ``step``, ``policy``.
+
+    Taught in notebooks/08_beyond_ppo.ipynb.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        config: GroupConfig,
+        policy,
+        ref_policy,
+        tokenizer,
+        reward_fn: Callable,
+        prompts: list[str],
+        gold_fn: Callable | None = None,
+    ):
+        if kind not in GROUP_KINDS:
+            raise ValueError(f"kind: expected one of {GROUP_KINDS}, got {kind!r}")
+        if not isinstance(config, GroupConfig):
+            raise ValueError(f"config: expected a GroupConfig, got {type(config).__name__}")
+        if not prompts or isinstance(prompts, str):
+            raise ValueError("prompts: expected a non-empty list of strings")
+        self.kind = kind
+        self.config = config
+        self.policy = policy
+        self.ref_policy = ref_policy
+        self.tokenizer = tokenizer
+        self.reward_fn = reward_fn
+        self.gold_fn = gold_fn
+        self.prompts = list(prompts)
+        self.device = next(policy.parameters()).device
+        # Dropout off: the old and new log-probs must come from the same function (ratio 1).
+        self.policy.eval()
+        self.ref_policy.eval()
+        self.optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, eps=1e-5)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.callbacks: list[Callable[[GroupTrainer, dict], None]] = []
+        torch.manual_seed(config.seed)
+
+    def group_step(self) -> dict[str, float]:
+        """Run steps 1-7 once; return this step's metrics."""
+        c, G = self.config, self.config.group_size
+        t0 = time.perf_counter()
+        step = self.step + 1
+        # 1. prompts, each repeated G times in a row: rows [g*G, (g+1)*G) share a prompt
+        idx = torch.randint(len(self.prompts), (c.prompts_per_step,), generator=self.generator)
+        prompts = [self.prompts[i] for i in idx.tolist() for _ in range(G)]
+        # 2. sample, keeping the log-probs (the "old" policy is the current one)
+        roll = sample(
+            self.policy,
+            self.tokenizer,
+            prompts,
+            max_new_tokens=c.max_new_tokens,
+            temperature=c.temperature,
+        )
+        old_logprobs, mask = roll.logprobs, roll.mask.float()
+        t_gen = time.perf_counter()
+        with torch.no_grad():
+            # 3. reference log-probs
+            ref_logprobs = response_logprobs(self.ref_policy, roll, temperature=c.temperature)
+            seq_kl = (kl.kl_estimate(old_logprobs, ref_logprobs, "k1") * mask).sum(1)  # (B,)
+            # 4. scores; RLOO puts the KL penalty in the reward, GRPO in the loss (step 6)
+            scores = torch.as_tensor(
+                self.reward_fn(roll.texts), dtype=torch.float32, device=self.device
+            )
+            _check_finite(step, "reward score", scores)
+            rewards = scores - c.beta * seq_kl if self.kind == "rloo" else scores
+            gold = self.gold_fn(roll.texts) if self.gold_fn is not None else None
+            # 5. one advantage per sequence, relative to its group, broadcast to its tokens
+            seq_advantages = group_advantages(rewards, G, kind=self.kind)  # (B,)
+            advantages = seq_advantages[:, None] * mask  # (B, T)
+        t_reward = time.perf_counter()
+        # 6. epochs of shuffled minibatches: the clipped objective (+ k3 KL loss for GRPO)
+        stats = []
+        for _ in range(c.epochs):
+            order = torch.randperm(len(roll), generator=self.generator)
+            for start in range(0, len(roll), c.mini_batch_size):
+                i = order[start : start + c.mini_batch_size].to(self.device)
+                mb = roll.select(i)
+                T = int(mb.mask.sum(1).max())  # trim the padding this minibatch doesn't need
+                mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
+                m = mask[i, :T]
+                logprobs = response_logprobs(self.policy, mb, temperature=c.temperature)
+                pg_loss, pg_stats = ppo.policy_loss(
+                    logprobs, old_logprobs[i, :T], advantages[i, :T], m, c.clip_eps
+                )
+                loss = pg_loss
+                kl_loss = torch.zeros(())
+                if self.kind == "grpo":
+                    kl_loss = masked_mean(kl.kl_estimate(logprobs, ref_logprobs[i, :T], "k3"), m)
+                    loss = pg_loss + c.beta * kl_loss
+                _check_finite(step, "loss", loss.detach())
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm)
+                self.optimizer.step()
+                stats.append({**pg_stats, "pg_loss": pg_loss.item(), "kl_loss": kl_loss.item()})
+        t_opt = time.perf_counter()
+
+        # 7. metrics (TRL's PPO names where they exist)
+        def avg(key):
+            return sum(s[key] for s in stats) / len(stats)
+
+        metrics = {
+            "step": step,
+            "episode": step * c.batch_size,
+            "objective/kl": seq_kl.mean().item(),
+            "objective/entropy": (-old_logprobs * mask).sum(1).mean().item(),
+            "objective/scores": scores.mean().item(),
+            "objective/rlhf_reward": (scores - c.beta * seq_kl).mean().item(),
+            "objective/frac_zero_std": (rewards.view(-1, G).std(1) == 0).float().mean().item(),
+            "policy/approxkl_avg": avg("approx_kl"),
+            "policy/clipfrac_avg": avg("clipfrac"),
+            "loss/policy_avg": avg("pg_loss"),
+            "loss/kl_avg": avg("kl_loss"),
+            "val/ratio": avg("ratio_mean"),
+            "val/response_length": mask.sum(1).mean().item(),
+            "beta": c.beta,
+            "time/generate": t_gen - t0,
+            "time/reward": t_reward - t_gen,
+            "time/optimize": t_opt - t_reward,
+            "time/step": time.perf_counter() - t0,
+        }
+        if gold is not None:
+            metrics["objective/gold"] = float(torch.as_tensor(gold).float().mean())
+        self.last_rollout = roll
+        self.step = step
+        self.history.append(metrics)
+        return metrics
+
+    def train(self, progress: bool = True) -> list[dict[str, float]]:
+        """Run steps until ``config.steps``; return the history (one metric dict per step)."""
+        bar = tqdm(
+            total=self.config.steps, initial=self.step, desc=self.kind.upper(), disable=not progress
+        )
+        while self.step < self.config.steps:
+            metrics = self.group_step()
+            bar.update(1)
+            post = {"score": metrics["objective/scores"], "kl": metrics["objective/kl"]}
+            if "objective/gold" in metrics:
+                post["gold"] = metrics["objective/gold"]
+            bar.set_postfix({k: f"{v:.3f}" for k, v in post.items()})
+            for callback in self.callbacks:
+                callback(self, metrics)
+        bar.close()
+        return self.history
+
+
+def train_group_method(
+    kind: str,
+    config: GroupConfig,
+    policy,
+    ref_policy,
+    tokenizer,
+    reward_fn: Callable,
+    prompts: list[str],
+    gold_fn: Callable | None = None,
+    callbacks: list[Callable] | tuple = (),
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Train ``policy`` in place with ``kind`` = ``"grpo"`` or ``"rloo"``; return the history.
+
+    A shortcut for ``GroupTrainer(...)`` with ``callbacks`` (each ``fn(trainer, metrics)``),
+    then ``.train()``. Pass a fresh copy of the policy (``preset.fresh_policy()``). The
+    history's keys follow the PPO trainer's (``objective/scores``, ``objective/gold``,
+    ``objective/kl``, ``policy/clipfrac_avg``, ...), so :func:`rlhf_edu.plots.plot_runs`
+    overlays all three.
+
+    Taught in notebooks/08_beyond_ppo.ipynb.
+    """
+    trainer = GroupTrainer(
+        kind, config, policy, ref_policy, tokenizer, reward_fn, prompts, gold_fn=gold_fn
+    )
+    trainer.callbacks.extend(callbacks)
+    return trainer.train(progress=progress)
