@@ -35,6 +35,7 @@ class PreferencePairs:
     """Tokenized preference pairs: ``chosen`` row i was preferred to ``rejected`` row i.
 
     Both are :class:`rlhf_edu.generation.Rollout` s with the same prompts, row for row.
+    Taught in notebooks/08_beyond_ppo.ipynb.
     """
 
     chosen: Rollout
@@ -50,7 +51,10 @@ class PreferencePairs:
 
 @dataclass
 class DPOConfig:
-    """Settings of a DPO run. Defaults suit the tiny preset on a CPU."""
+    """Settings of a DPO run. Defaults suit the tiny preset on a CPU.
+
+    Taught in notebooks/08_beyond_ppo.ipynb.
+    """
 
     epochs: int = 3
     """Passes over the pairs. Usually 1 to 3: more over-fits the fixed pairs."""

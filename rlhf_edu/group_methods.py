@@ -38,7 +38,10 @@ from .trainer import _check_finite
 
 @dataclass
 class GroupConfig:
-    """Settings of a GRPO or RLOO run. Defaults suit the tiny preset on a CPU."""
+    """Settings of a GRPO or RLOO run. Defaults suit the tiny preset on a CPU.
+
+    Taught in notebooks/08_beyond_ppo.ipynb.
+    """
 
     steps: int = 30
     """Number of steps (one batch of fresh samples each)."""
