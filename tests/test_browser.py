@@ -103,7 +103,8 @@ def page(browser):
 
 def open_and_run(page, url: str) -> None:
     """Open a notebook, wait for its kernel, run all cells, wait until they ran clean."""
-    page.goto(url)
+    # A busy machine can take long to serve the first page: wait on the page, not the clock.
+    page.goto(url, wait_until="commit", timeout=bs.KERNEL_START_MS)
     page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=bs.KERNEL_START_MS)
     bs.wait_kernel_idle(page)
     bs.run_all_cells(page)
@@ -229,7 +230,8 @@ def test_clip_explorer_as_a_voila_app(page, tmp_path):
     server = bs.start_voila(root / f"{CLIP}.ipynb", tmp_path / "server")
     name = f"voila-{CLIP}"
     try:
-        page.goto(f"{server.url}/")
+        # Voila runs the notebook while it serves the page: only the response is awaited here.
+        page.goto(f"{server.url}/", wait_until="commit", timeout=bs.RUN_ALL_MS)
         widget = find_widget(page)
         # Voila runs every cell before it is done; none may raise (tracebacks are shown).
         # (its "Executing i of n" spinner, #loading, is removed when all cells have run)
