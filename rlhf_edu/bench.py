@@ -24,6 +24,7 @@ import time
 import torch
 
 from .trainer import PPOConfig, PPOTrainer
+from .trl_bridge import ppo_kwargs
 
 GPT2_VOCAB = 50257
 
@@ -102,40 +103,25 @@ def bench_trl(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps
     from trl.experimental.ppo import PPOConfig as TRLConfig
     from trl.experimental.ppo import PPOTrainer as TRLTrainer
 
-    n_mini = cfg.batch_size // cfg.mini_batch_size
     ids = [tokenizer(p)["input_ids"] for p in prompts]
     dataset = Dataset.from_dict({"input_ids": ids})
     use_cuda = next(policy.parameters()).device.type == "cuda"
 
     def run(n_steps: int) -> float:
         with tempfile.TemporaryDirectory() as out:
+            # The same batch, minibatches and epochs in TRL's terms (one optimizer step per
+            # minibatch, as ours): see trl_bridge.ppo_kwargs.
+            kwargs = {**ppo_kwargs(cfg), "total_episodes": n_steps * cfg.batch_size}
             args = TRLConfig(
                 output_dir=out,
                 report_to="none",
                 save_strategy="no",
                 logging_strategy="no",
-                per_device_train_batch_size=cfg.mini_batch_size,
-                gradient_accumulation_steps=n_mini,
-                num_mini_batches=n_mini,
-                local_rollout_forward_batch_size=cfg.batch_size,
-                num_ppo_epochs=cfg.ppo_epochs,
-                learning_rate=cfg.lr,
-                kl_coef=cfg.beta,
-                cliprange=cfg.clip_eps,
-                cliprange_value=cfg.clip_range_value,
-                vf_coef=cfg.vf_coef,
-                gamma=cfg.gamma,
-                lam=cfg.lam,
-                response_length=cfg.max_new_tokens,
-                temperature=cfg.temperature,
-                total_episodes=n_steps * cfg.batch_size,
-                num_sample_generations=0,
-                stop_token="eos",
-                seed=cfg.seed,
                 disable_tqdm=True,
                 use_cpu=not use_cuda,
                 bf16=use_cuda and torch.cuda.is_bf16_supported(),
                 dataloader_num_workers=0,
+                **kwargs,
             )
             trainer = TRLTrainer(
                 args=args,
