@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ._checks import require_int, require_number
 from .beyond import dpo_loss
 from .generation import Rollout, response_logprobs, sample
 from .trainer import _check_finite
@@ -74,16 +75,11 @@ class DPOConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+            require_int(name, getattr(self, name), 1)
         for name in ("lr", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
+            require_number(name, getattr(self, name), 0, low_open=True)
         for name in ("beta", "max_grad_norm"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
-                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+            require_number(name, getattr(self, name), 0)
 
 
 def sample_pairs(

@@ -21,7 +21,6 @@ Taught in notebooks/08_beyond_ppo.ipynb.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import kl, ppo
+from ._checks import require_int, require_number
 from .advantages import masked_mean
 from .beyond import GROUP_KINDS, group_advantages
 from .generation import response_logprobs, sample
@@ -70,27 +70,18 @@ class GroupConfig:
 
     def __post_init__(self):
         for name in ("steps", "prompts_per_step", "epochs", "mini_batch_size", "max_new_tokens"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
-        if isinstance(self.group_size, bool) or not (
-            isinstance(self.group_size, int) and self.group_size >= 2
-        ):
-            raise ValueError(f"group_size: expected an int >= 2, got {self.group_size!r}")
+            require_int(name, getattr(self, name), 1)
+        require_int("group_size", self.group_size, 2)
         if self.batch_size % self.mini_batch_size:
             raise ValueError(
                 f"mini_batch_size: expected a divisor of prompts_per_step * group_size = "
                 f"{self.batch_size}, got {self.mini_batch_size}"
             )
-        if not 0 < self.clip_eps < 1:
-            raise ValueError(f"clip_eps: expected a number in (0, 1), got {self.clip_eps!r}")
+        require_number("clip_eps", self.clip_eps, 0, 1, low_open=True, high_open=True)
         for name in ("lr", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
+            require_number(name, getattr(self, name), 0, low_open=True)
         for name in ("beta", "max_grad_norm"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
-                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+            require_number(name, getattr(self, name), 0)
 
     @property
     def batch_size(self) -> int:

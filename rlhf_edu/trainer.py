@@ -20,7 +20,6 @@ Taught in notebooks/07_ppo.ipynb.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm
 
 from . import advantages as adv
 from . import kl, ppo
+from ._checks import require_choice, require_int, require_number
 from .checkpoint import load_checkpoint, save_checkpoint
 from .generation import Rollout, response_logprobs, sample, token_logprobs
 from .value_head import ValueHead, response_hidden_states
@@ -107,7 +107,7 @@ class PPOConfig:
     """Seeds the prompt order, sampling and minibatch shuffling."""
 
     def __post_init__(self):
-        positive = (
+        for name in (
             "steps",
             "batch_size",
             "mini_batch_size",
@@ -115,38 +115,33 @@ class PPOConfig:
             "max_new_tokens",
             "kl_horizon",
             "min_new_tokens",
-        )
-        for name in positive:
-            v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        ):
+            require_int(name, getattr(self, name), 1)
+        for name in ("top_k", "checkpoint_every", "seed"):
+            require_int(name, getattr(self, name), 0)
         if self.batch_size % self.mini_batch_size:
             raise ValueError(
                 f"mini_batch_size: expected a divisor of batch_size={self.batch_size}, "
                 f"got {self.mini_batch_size}"
             )
         if self.min_new_tokens > self.max_new_tokens:
-            raise ValueError("min_new_tokens: expected <= max_new_tokens")
-        if not 0 < self.clip_eps < 1:
-            raise ValueError(f"clip_eps: expected a number in (0, 1), got {self.clip_eps!r}")
-        if not self.clip_range_value > 0:
-            raise ValueError(f"clip_range_value: expected > 0, got {self.clip_range_value!r}")
-        for name in ("lr", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
+            raise ValueError(
+                f"min_new_tokens: expected <= max_new_tokens={self.max_new_tokens}, "
+                f"got {self.min_new_tokens}"
+            )
+        require_number("clip_eps", self.clip_eps, 0, 1, low_open=True, high_open=True)
+        for name in ("clip_range_value", "lr", "temperature"):
+            require_number(name, getattr(self, name), 0, low_open=True)
         for name in ("beta", "vf_coef", "ent_coef", "max_grad_norm"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
-                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+            require_number(name, getattr(self, name), 0)
         for name in ("gamma", "lam"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(
-                    f"{name}: expected a number in [0, 1], got {getattr(self, name)!r}"
-                )
-        if self.kl_target is not None and not self.kl_target > 0:
-            raise ValueError(f"kl_target: expected None or > 0, got {self.kl_target!r}")
-        if self.kl_kind not in ("k1", "k2", "k3"):
-            raise ValueError(f"kl_kind: expected 'k1', 'k2' or 'k3', got {self.kl_kind!r}")
+            require_number(name, getattr(self, name), 0, 1)
+        require_number("top_p", self.top_p, 0, 1, low_open=True)
+        if self.kl_target is not None:
+            require_number("kl_target", self.kl_target, 0, low_open=True)
+        if self.missing_eos_penalty is not None:
+            require_number("missing_eos_penalty", self.missing_eos_penalty)
+        require_choice("kl_kind", self.kl_kind, ("k1", "k2", "k3"))
         if self.checkpoint_every and not self.checkpoint_dir:
             raise ValueError("checkpoint_dir: expected a directory when checkpoint_every > 0")
 

@@ -59,6 +59,13 @@ class TestConfig:
             ({"checkpoint_every": 2}, "checkpoint_dir"),
             ({"kl_target": -1.0}, "kl_target"),
             ({"beta": float("nan")}, "beta"),
+            ({"lr": float("inf")}, "lr"),
+            ({"lr": "3e-4"}, "lr"),
+            ({"top_p": 0.0}, "top_p"),
+            ({"top_k": -1}, "top_k"),
+            ({"batch_size": 64.0}, "batch_size"),
+            ({"min_new_tokens": 30, "max_new_tokens": 24}, "min_new_tokens"),
+            ({"missing_eos_penalty": float("nan")}, "missing_eos_penalty"),
         ],
     )
     def test_bad_values_name_the_field(self, kw, name):

@@ -21,6 +21,9 @@ from rlhf_edu._checks import require_float_tensor, require_mask, require_number,
 from rlhf_edu.ppo import clipped_surrogate
 
 RATIO_RANGE = (0.0, 2.0)  # the ratio axis of the plot
+# Slider labels get their full width (the default 80 px cut "advantage A" short).
+LABEL_STYLE = {"description_width": "100px"}
+SLIDER_LAYOUT = {"width": "420px"}
 
 
 def objective_and_slope(
@@ -232,6 +235,8 @@ def show_clip_explorer(
         max=0.5,
         step=0.05,
         description="clip_eps",
+        style=LABEL_STYLE,
+        layout=SLIDER_LAYOUT,
         continuous_update=False,
     )
     adv_slider = widgets.FloatSlider(
@@ -240,6 +245,8 @@ def show_clip_explorer(
         max=2.0,
         step=0.1,
         description="advantage A",
+        style=LABEL_STYLE,
+        layout=SLIDER_LAYOUT,
         continuous_update=False,
     )
     out = widgets.Output()
