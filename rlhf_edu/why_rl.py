@@ -171,35 +171,22 @@ def rejection_sampling_finetune(
 
     Taught in notebooks/03_why_rl.ipynb.
     """
-    _check_loop(prompts, rounds, batch_size, lr)
     require_number("keep_fraction", keep_fraction, 0, 1, low_open=True)
     require_int("epochs", epochs, 1)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
-    policy.eval()  # dropout off: train the log-probs of the policy that sampled
-    sampling = {
-        "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "seed": seed,
-    }
-    history = []
-    bar = tqdm(range(rounds + 1), desc="rejection-sampling FT", disable=not progress)
-    for r in bar:
-        rollout, rewards, point = _measure(
-            r, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn, **sampling
-        )
-        point.update(method="RFT", round=r, loss=None)
-        if r < rounds:
-            keep = top_k_indicator(rewards, keep_fraction).bool()
-            kept = rollout.select(keep.nonzero().squeeze(1))
-            for _ in range(epochs):
-                logprobs = generation.response_logprobs(policy, kept, temperature)
-                loss = rft_loss(logprobs, kept.mask)
-                _step(optimizer, loss, r)
-            point["loss"] = loss.item()
-        history.append(point)
-        bar.set_postfix(reward=f"{point['reward']:.2f}", kl=f"{point['kl']:.2f}")
-    return history
+
+    def update(optimizer, rollout, rewards, r):
+        keep = top_k_indicator(rewards, keep_fraction).bool()
+        kept = rollout.select(keep.nonzero().squeeze(1))
+        for _ in range(epochs):
+            loss = rft_loss(generation.response_logprobs(policy, kept, temperature), kept.mask)
+            _step(optimizer, loss, r)
+        return loss
+
+    return _train_rounds(
+        "RFT", "rejection-sampling FT", update, policy, ref_policy, tokenizer, prompts,
+        reward_fn, gold_fn, rounds=rounds, lr=lr, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, progress=progress,
+    )  # fmt: skip
 
 
 def reinforce_train(
@@ -226,27 +213,54 @@ def reinforce_train(
 
     Taught in notebooks/03_why_rl.ipynb.
     """
-    _check_loop(prompts, rounds, batch_size, lr)
+
+    def update(optimizer, rollout, rewards, r):
+        logprobs = generation.response_logprobs(policy, rollout, temperature)
+        loss = reinforce_loss(logprobs, rewards, rollout.mask, baseline=rewards.mean())
+        _step(optimizer, loss, r)
+        return loss
+
+    return _train_rounds(
+        "REINFORCE", "REINFORCE", update, policy, ref_policy, tokenizer, prompts,
+        reward_fn, gold_fn, rounds=rounds, lr=lr, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, progress=progress,
+    )  # fmt: skip
+
+
+def _train_rounds(
+    method: str,
+    desc: str,
+    update: Callable,
+    policy,
+    ref_policy,
+    tokenizer,
+    prompts,
+    reward_fn,
+    gold_fn,
+    *,
+    rounds: int,
+    lr: float,
+    progress: bool,
+    **sampling,
+) -> list[dict]:
+    """The loop RFT and REINFORCE share: ``rounds`` updates, then one batch more to measure.
+
+    Round ``r`` samples and measures its batch (:func:`_measure`); for ``r < rounds``,
+    ``update(optimizer, rollout, rewards, r)`` trains ``policy`` on it and returns the loss of
+    its last Adam step.
+    """
+    _check_loop(prompts, rounds, sampling["batch_size"], lr)
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     policy.eval()  # dropout off: train the log-probs of the policy that sampled
-    sampling = {
-        "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "seed": seed,
-    }
     history = []
-    bar = tqdm(range(rounds + 1), desc="REINFORCE", disable=not progress)
+    bar = tqdm(range(rounds + 1), desc=desc, disable=not progress)
     for r in bar:
         rollout, rewards, point = _measure(
             r, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn, **sampling
         )
-        point.update(method="REINFORCE", round=r, loss=None)
+        point.update(method=method, round=r, loss=None)
         if r < rounds:
-            logprobs = generation.response_logprobs(policy, rollout, temperature)
-            loss = reinforce_loss(logprobs, rewards, rollout.mask, baseline=rewards.mean())
-            _step(optimizer, loss, r)
-            point["loss"] = loss.item()
+            point["loss"] = update(optimizer, rollout, rewards, r).item()
         history.append(point)
         bar.set_postfix(reward=f"{point['reward']:.2f}", kl=f"{point['kl']:.2f}")
     return history
