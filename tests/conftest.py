@@ -16,3 +16,13 @@ def tiny():
 
     torch.set_num_threads(1)  # as notebook.setup() does for the tiny preset
     return load_preset("tiny", device="cpu", n_prompts=256, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def trl_ppo():
+    """``trl.experimental.ppo.ppo_trainer`` of trl==1.12.0, the reference our PPO math is
+    tested against; the tests that use it skip when TRL (the ``[trl]`` extra) is missing."""
+    pytest.importorskip("trl.experimental.ppo")
+    from trl.experimental.ppo import ppo_trainer
+
+    return ppo_trainer

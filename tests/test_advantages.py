@@ -1,6 +1,5 @@
 """Tests for rlhf_edu.advantages: masked statistics, whitening, GAE (lesson 06)."""
 
-import os
 import types
 
 import pytest
@@ -209,14 +208,6 @@ class TestGAE:
 
 class TestAgreementWithTRL:
     """Whitening and GAE against trl==1.12.0 (trl.experimental.ppo), on identical inputs."""
-
-    @pytest.fixture(scope="class")
-    def trl_ppo(self):
-        os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
-        pytest.importorskip("trl.experimental.ppo")
-        from trl.experimental.ppo import ppo_trainer
-
-        return ppo_trainer
 
     @pytest.mark.parametrize("seed", range(5))
     def test_masked_statistics(self, trl_ppo, seed):

@@ -1,7 +1,6 @@
 """Tests for rlhf_edu.kl: KL estimators, shaped rewards, beta controllers, KL-optimal policy."""
 
 import math
-import os
 import types
 
 import numpy as np
@@ -140,11 +139,9 @@ class TestShapedRewards:
 
     @pytest.mark.parametrize("kl_estimator", ["k1", "k3"])
     @pytest.mark.parametrize("seed", range(4))
-    def test_agrees_with_trl(self, seed, kl_estimator):
+    def test_agrees_with_trl(self, trl_ppo, seed, kl_estimator):
         """Against trl==1.12.0 (trl.experimental.ppo), on identical inputs."""
-        os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
-        pytest.importorskip("trl.experimental.ppo")
-        from trl.experimental.ppo.ppo_trainer import INVALID_LOGPROB
+        INVALID_LOGPROB = trl_ppo.INVALID_LOGPROB
 
         gen = torch.Generator().manual_seed(seed)
         batch, length = 6, 9

@@ -1,7 +1,6 @@
 """Tests for rlhf_edu.ppo: ratio, clipped surrogate, policy and value losses, entropy."""
 
 import math
-import os
 import types
 
 import pytest
@@ -235,14 +234,6 @@ class TestEntropyFromLogits:
 
 class TestAgreementWithTRL:
     """Policy loss, value loss and entropy against trl==1.12.0 (trl.experimental.ppo)."""
-
-    @pytest.fixture(scope="class")
-    def trl_ppo(self):
-        os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
-        pytest.importorskip("trl.experimental.ppo")
-        from trl.experimental.ppo import ppo_trainer
-
-        return ppo_trainer
 
     @pytest.mark.parametrize("seed", range(8))
     def test_losses_and_stats(self, trl_ppo, seed):
