@@ -37,6 +37,18 @@ def compare(case: str, got, expected, atol: float = 1e-5, rtol: float = 1e-4) ->
         )
 
 
+def learner_gradient(case: str, got, wrt: torch.Tensor, hint: str) -> torch.Tensor:
+    """d ``got.sum()`` / d ``wrt`` for a learner's result (zeros where ``wrt`` is unused).
+
+    Raises :class:`ExerciseError` ``"<case>: <hint>"`` when ``got`` carries no autograd graph
+    (a detached result, ``.item()``, numpy), so the checker can name the mistake.
+    """
+    if not (isinstance(got, torch.Tensor) and got.requires_grad):
+        raise ExerciseError(f"{case}: {hint}")
+    (grad,) = torch.autograd.grad(got.sum(), wrt, allow_unused=True)
+    return torch.zeros_like(wrt) if grad is None else grad
+
+
 def _fmt(x: torch.Tensor) -> str:
     if x.numel() <= 8:
         return str([round(v, 5) for v in x.flatten().tolist()] if x.dim() else round(x.item(), 5))

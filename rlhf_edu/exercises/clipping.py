@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_edu.exercises import ExerciseError, compare, passed
+from rlhf_edu.exercises import compare, learner_gradient, passed
 from rlhf_edu.ppo import clipped_surrogate
 
 CLIP_EPS = 0.2
@@ -72,15 +72,13 @@ def check_clipped_surrogate(fn) -> None:
     n_cases += 1
 
     r = ratio.clone().requires_grad_(True)
-    got = fn(r, advantages.clone(), CLIP_EPS)
-    if not (isinstance(got, torch.Tensor) and got.requires_grad):
-        raise ExerciseError(
-            "gradient: the result carries no gradient back to the ratio; compute it with torch "
-            "operations on `ratio` (no .item(), .detach() or torch.no_grad())"
-        )
-    (got_grad,) = torch.autograd.grad(got.sum(), r, allow_unused=True)
-    if got_grad is None:
-        got_grad = torch.zeros_like(r)
+    got_grad = learner_gradient(
+        "gradient",
+        fn(r, advantages.clone(), CLIP_EPS),
+        r,
+        "the result carries no gradient back to the ratio; compute it with torch "
+        "operations on `ratio` (no .item(), .detach() or torch.no_grad())",
+    )
     r_ref = ratio.clone().requires_grad_(True)
     (expected_grad,) = torch.autograd.grad(
         clipped_surrogate(r_ref, advantages, CLIP_EPS).sum(), r_ref

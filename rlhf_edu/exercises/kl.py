@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_edu.exercises import ExerciseError, compare, passed
+from rlhf_edu.exercises import ExerciseError, compare, learner_gradient, passed
 from rlhf_edu.kl import kl_estimate
 
 # One token where pi_ref < pi, one where pi_ref > pi: swapping the two inputs swaps the values.
@@ -93,15 +93,13 @@ def check_k3(fn) -> None:
     n_cases += 1
 
     logprobs = logprobs.clone().requires_grad_(True)
-    got = fn(logprobs, ref_logprobs.clone())
-    if not (isinstance(got, torch.Tensor) and got.requires_grad):
-        raise ExerciseError(
-            "gradient: the result carries no gradient back to logprobs; compute it with torch "
-            "operations (no .item(), .detach(), numpy or torch.no_grad())"
-        )
-    (got_grad,) = torch.autograd.grad(got.sum(), logprobs, allow_unused=True)
-    if got_grad is None:
-        got_grad = torch.zeros_like(logprobs)
+    got_grad = learner_gradient(
+        "gradient",
+        fn(logprobs, ref_logprobs.clone()),
+        logprobs,
+        "the result carries no gradient back to logprobs; compute it with torch "
+        "operations (no .item(), .detach(), numpy or torch.no_grad())",
+    )
     leaf = logprobs.detach().clone().requires_grad_(True)
     (expected_grad,) = torch.autograd.grad(_reference(leaf, ref_logprobs).sum(), leaf)
     compare(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_edu.exercises import ExerciseError, compare, passed
+from rlhf_edu.exercises import ExerciseError, compare, learner_gradient, passed
 from rlhf_edu.reinforce import reinforce_loss
 
 FORMULA = "loss = -mean_b((R_b - baseline) * sum_t mask_bt * logprobs_bt)"
@@ -68,15 +68,13 @@ def _check_gradient(fn) -> None:
     name = "gradient direction (a descent step must raise log p(y) when R > baseline)"
     logprobs, rewards, mask, baseline = _cases()[-1][1]
     logprobs = logprobs.clone().requires_grad_(True)
-    loss = fn(logprobs, rewards.clone(), mask.clone(), baseline)
-    if not (isinstance(loss, torch.Tensor) and loss.requires_grad):
-        raise ExerciseError(
-            f"{name}: the loss does not depend on logprobs through autograd "
-            "(did you detach them, call .item() or build a new tensor?)"
-        )
-    (grad,) = torch.autograd.grad(loss, logprobs, allow_unused=True)
-    if grad is None:
-        grad = torch.zeros_like(logprobs)
+    grad = learner_gradient(
+        name,
+        fn(logprobs, rewards.clone(), mask.clone(), baseline),
+        logprobs,
+        "the loss does not depend on logprobs through autograd "
+        "(did you detach them, call .item() or build a new tensor?)",
+    )
     # d loss / d logprobs_bt = -(R_b - baseline) * mask_bt / B
     expected = -(rewards - baseline)[:, None] * mask / len(rewards)
     compare(f"{name}: d loss / d logprobs = -(R - baseline) * mask / B", grad, expected)
