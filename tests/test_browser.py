@@ -183,6 +183,23 @@ def _on_failure(page, name):
         print(f"no failure screenshot: {err}")
 
 
+def exercise_in_app(page, app, url: str, stem: str, name: str) -> list:
+    """Open ``url`` in a Jupyter app, run it, exercise ``stem``'s widget; shut its kernels down.
+
+    ``app`` is the ``(server, token)`` of the lab or notebook7 fixture. On failure a screenshot
+    ``<name>-failure.png`` is kept.
+    """
+    server, token = app
+    try:
+        open_and_run(page, url)
+        return exercise_widget(page, find_widget(page), WIDGETS[stem], name)
+    except BaseException:
+        _on_failure(page, name)
+        raise
+    finally:
+        bs.shutdown_kernels(server, token)
+
+
 # --- the tests ---------------------------------------------------------------------------
 
 
@@ -191,32 +208,16 @@ def _on_failure(page, name):
 @pytest.mark.parametrize("stem", sorted(WIDGETS))
 def test_widget_in_jupyterlab(lab, page, stem):
     server, token = lab
-    name = f"lab-{stem}"
-    try:
-        open_and_run(page, f"{server.url}/lab/tree/{stem}.ipynb?reset&token={token}")
-        moved = exercise_widget(page, find_widget(page), WIDGETS[stem], name)
-    except BaseException:
-        _on_failure(page, name)
-        raise
-    finally:
-        bs.shutdown_kernels(server, token)
-    print(stem, moved)
+    url = f"{server.url}/lab/tree/{stem}.ipynb?reset&token={token}"
+    print(stem, exercise_in_app(page, lab, url, stem, f"lab-{stem}"))
 
 
 @needs_browser
 @pytest.mark.slow
 def test_clip_explorer_in_notebook7(notebook7, page):
     server, token = notebook7
-    name = f"notebook7-{CLIP}"
-    try:
-        open_and_run(page, f"{server.url}/notebooks/{CLIP}.ipynb?token={token}")
-        moved = exercise_widget(page, find_widget(page), WIDGETS[CLIP], name)
-    except BaseException:
-        _on_failure(page, name)
-        raise
-    finally:
-        bs.shutdown_kernels(server, token)
-    print(moved)
+    url = f"{server.url}/notebooks/{CLIP}.ipynb?token={token}"
+    print(exercise_in_app(page, notebook7, url, CLIP, f"notebook7-{CLIP}"))
 
 
 @needs_browser
