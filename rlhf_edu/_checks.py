@@ -1,4 +1,5 @@
-"""Input validators for the RL math modules; each raises ``ValueError`` naming the argument.
+"""Input validators for the package's public functions; each raises ``ValueError`` naming
+the argument and what was expected.
 
 The checks are cheap: a few whole-tensor ops, no loops over tokens. The value checks on a
 mask (0/1, prefix of ones) read one boolean back to the host, one sync per check.
@@ -86,6 +87,58 @@ def require_choice(name: str, value: object, choices: Collection[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def require_texts(name: str, texts: object) -> list[str]:
+    """Return ``texts`` as a list if it is a non-empty list (or tuple) of strings.
+
+    A single string is refused (it would be read as a list of characters), and so is a
+    list holding anything but strings (``None``, numbers): the message names the first bad item.
+    """
+    if isinstance(texts, str):
+        raise ValueError(f"{name}: expected a list of strings, got a single string {texts!r:.40}")
+    if not isinstance(texts, (list, tuple)):
+        raise ValueError(f"{name}: expected a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError(f"{name}: expected a non-empty list of strings, got an empty list")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(
+                f"{name}[{i}]: expected a string, got {type(text).__name__} {text!r:.40}"
+            )
+    return list(texts)
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def require_device(value: object, name: str = "device") -> torch.device | None:
+    """Return ``value`` as a ``torch.device`` if it names one of ``DEVICE_TYPES``.
+
+    Accepts a ``torch.device`` or a string such as ``"cpu"``, ``"cuda"`` or ``"cuda:1"``;
+    None is returned as None (the caller picks its default). Only the spelling is checked
+    here: whether that device is present is torch's to say when a tensor is moved there.
+    """
+    if value is None:
+        return None
+    if isinstance(value, torch.device):
+        device = value
+    elif isinstance(value, str):
+        try:
+            device = torch.device(value)
+        except RuntimeError:
+            device = None
+    else:
+        raise ValueError(
+            f"{name}: expected one of {list(DEVICE_TYPES)} (or 'cuda:N'), "
+            f"a torch.device or None, got {type(value).__name__}"
+        )
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ValueError(
+            f"{name}: expected one of {list(DEVICE_TYPES)} (or 'cuda:N'), "
+            f"a torch.device or None, got {value!r}"
+        )
+    return device
 
 
 def _require_tensor(name: str, x: object) -> None:

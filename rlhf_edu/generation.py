@@ -3,6 +3,11 @@
 Shapes: prompts are left-padded ``(B, P)``; responses are ``(B, T)``, right-padded with the
 pad token after the first EOS; ``mask`` is 1 on response tokens up to and including EOS.
 
+Prompts: an empty prompt ``""`` starts from the BOS token alone, as GPT-2 does for an empty
+context (the text is then an unconditional sample). A prompt whose tokens plus
+``max_new_tokens`` do not fit the model's context (``n_positions``; 128 for the tiny policy)
+is refused with a ``ValueError`` naming the limit; nothing is truncated silently.
+
 The log-prob of a sampled token is taken under the temperature-scaled policy,
 ``log_softmax(logits / temperature)`` (as TRL does); top-k and top-p only filter what is
 drawn. The log-prob of a whole response is the masked sum over its tokens:
@@ -16,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
+
+from ._checks import require_int, require_number, require_texts
 
 
 @dataclass
@@ -61,14 +68,44 @@ class Rollout:
 
 
 def _check_sampling(temperature: float, top_k: int, top_p: float, max_new_tokens: int) -> None:
-    if not temperature > 0:
-        raise ValueError(f"temperature: expected a number > 0, got {temperature!r}")
-    if not (isinstance(top_k, int) and top_k >= 0):
-        raise ValueError(f"top_k: expected an int >= 0 (0 turns it off), got {top_k!r}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p: expected a number in (0, 1], got {top_p!r}")
-    if not (isinstance(max_new_tokens, int) and max_new_tokens >= 1):
-        raise ValueError(f"max_new_tokens: expected an int >= 1, got {max_new_tokens!r}")
+    require_number("temperature", temperature, 0, low_open=True)
+    require_int("top_k", top_k, 0)  # 0 turns top-k off
+    require_number("top_p", top_p, 0, 1, low_open=True)
+    require_int("max_new_tokens", max_new_tokens, 1)
+
+
+def context_length(model) -> int | None:
+    """The number of positions ``model`` can attend to (``n_positions`` for GPT-2), or None."""
+    config = model.config
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+
+def require_fits_context(model, n_tokens: int, max_new_tokens: int, name: str = "prompts") -> None:
+    """Raise unless a prompt of ``n_tokens`` plus ``max_new_tokens`` fits ``model``'s context."""
+    limit = context_length(model)
+    if limit is not None and n_tokens + max_new_tokens > limit:
+        raise ValueError(
+            f"{name}: {n_tokens} prompt tokens + max_new_tokens={max_new_tokens} do not fit the "
+            f"model's context of {limit} positions; shorten the prompt to at most "
+            f"{limit - max_new_tokens} tokens or lower max_new_tokens"
+        )
+
+
+def encode_prompts(tokenizer, prompts: list[str]):
+    """Tokenize ``prompts`` left-padded (``input_ids`` and ``attention_mask``, ``(B, P)``).
+
+    An empty prompt is encoded as the BOS token alone: GPT-2's start for an empty context.
+    """
+    prompts = require_texts("prompts", prompts)
+    if "" in prompts:
+        if tokenizer.bos_token is None:
+            raise ValueError(
+                f"prompts[{prompts.index('')}]: an empty prompt starts from the BOS token, "
+                "and this tokenizer has none; give a non-empty prompt"
+            )
+        prompts = [p or tokenizer.bos_token for p in prompts]
+    tokenizer.padding_side = "left"
+    return tokenizer(prompts, return_tensors="pt", padding=True)
 
 
 def response_mask(response_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
@@ -98,17 +135,25 @@ def sample(
 
     Returns a :class:`Rollout` with the response ids, their mask (ends at EOS) and the
     per-token log-probs ``log_softmax(logits / temperature)`` of the sampled tokens.
+    ``prompts`` is a non-empty list of strings; ``""`` samples from the BOS token alone, and
+    a prompt that with ``max_new_tokens`` exceeds the model's context is refused.
 
     Taught in notebooks/01_generating_text.ipynb.
     """
-    if isinstance(prompts, str) or not prompts:
-        raise ValueError("prompts: expected a non-empty list of strings")
+    prompts = require_texts("prompts", prompts)
     _check_sampling(temperature, top_k, top_p, max_new_tokens)
+    if seed is not None:
+        require_int("seed", seed, 0)
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         raise ValueError("tokenizer: expected a pad token distinct from EOS (see presets)")
     device = next(model.parameters()).device
-    tokenizer.padding_side = "left"
-    enc = tokenizer(list(prompts), return_tensors="pt", padding=True).to(device)
+    enc = encode_prompts(tokenizer, prompts)
+    lengths = enc["attention_mask"].sum(1)
+    longest = int(lengths.argmax())
+    require_fits_context(
+        model, int(lengths[longest]), max_new_tokens, name=f"prompts[{longest}]"
+    )
+    enc = enc.to(device)
     if seed is not None:
         torch.manual_seed(seed)
     out = model.generate(
@@ -136,7 +181,7 @@ def sample(
         response_ids=response_ids,
         mask=mask,
         logprobs=logprobs,
-        prompts=list(prompts),
+        prompts=prompts,
         responses=tokenizer.batch_decode(response_ids, skip_special_tokens=True),
     )
 
@@ -171,8 +216,12 @@ def response_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torc
 
     Taught in notebooks/01_generating_text.ipynb.
     """
-    if not temperature > 0:
-        raise ValueError(f"temperature: expected a number > 0, got {temperature!r}")
+    if not isinstance(rollout, Rollout):
+        raise ValueError(f"rollout: expected a Rollout (from sample), got {type(rollout).__name__}")
+    require_number("temperature", temperature, 0, low_open=True)
+    require_fits_context(
+        model, rollout.prompt_ids.shape[1], rollout.response_ids.shape[1], name="rollout"
+    )
     logits = response_logits(
         model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids, rollout.mask
     )
