@@ -2,7 +2,7 @@
 
 1. **Best-of-N** (no training): draw ``N`` responses per prompt and keep the one the reward
    model likes best. The model does not change; the *sampling procedure* moves away from the
-   reference by at most ``log N - (N-1)/N`` nats (:func:`kl_best_of_n`).
+   reference by at most ``log N - (N-1)/N`` nats (:func:`kl_best_of_n`, an upper bound).
 2. **Rejection-sampling fine-tuning** (RFT, "pseudo-labels", expert iteration): sample, keep
    the top fraction by reward, fine-tune on them with the ordinary language-model loss,
    repeat.
@@ -36,11 +36,14 @@ RewardFn = Callable[[list[str]], torch.Tensor]
 
 
 def kl_best_of_n(n: int) -> float:
-    """Return ``log n - (n - 1) / n``: the KL (nats) of best-of-n sampling from its base policy.
+    """Return ``log n - (n - 1) / n``: an upper bound on the KL (nats) of best-of-n sampling.
 
-    Stiennon et al. 2020 (appendix G.3) give it as the KL of the best-of-n distribution;
-    Beirami et al. 2024 show it is an upper bound (exact when the rewards of distinct responses
-    never tie). 0 for ``n = 1``; grows like ``log n``. ``n``: an int >= 1.
+    ``KL(pi_best-of-n || pi) <= log n - (n - 1) / n``. Stiennon et al. 2020 (appendix G.3) state
+    it as the KL of the best-of-n distribution; Beirami et al. 2024 show it is only an upper
+    bound, approached when every outcome has vanishing probability (a continuum of responses,
+    none likely) and strictly above the KL when some outcome has sizeable probability (lesson
+    08 computes the exact KL for one token, below the bound). 0 for ``n = 1``; grows like
+    ``log n``. ``n``: an int >= 1.
 
     Taught in notebooks/03_why_rl.ipynb.
     """
@@ -107,7 +110,8 @@ def best_of_n(
     ``N <= n`` keep, per prompt, the highest-reward one among the first ``N``. The model is not
     trained: ``policy`` is only sampled from. Returns ``n`` dicts with ``n``,
     ``samples = N * len(prompts)``, ``reward`` and ``gold`` (means over prompts of the kept
-    responses), ``kl`` = :func:`kl_best_of_n` and ``texts`` (the kept prompt + response texts).
+    responses), ``kl`` = :func:`kl_best_of_n` (an upper bound on the KL) and ``texts`` (the
+    kept prompt + response texts).
 
     Taught in notebooks/03_why_rl.ipynb.
     """

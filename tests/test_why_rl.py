@@ -42,6 +42,25 @@ class TestKLBestOfN:
         with pytest.raises(ValueError, match="n:"):
             why_rl.kl_best_of_n(bad)
 
+    @staticmethod
+    def exact_kl(q, n):
+        # best of n draws from q (outcomes sorted by distinct rewards): F_i^n - F_{i-1}^n
+        F = q.cumsum(0).clamp(max=1.0)
+        p = F**n - torch.cat([F.new_zeros(1), F[:-1]]) ** n
+        return (p * (p / q).log()).nansum().item()
+
+    @pytest.mark.parametrize("n", [2, 4, 16])
+    def test_upper_bound_strict_with_atoms(self, n):
+        q = torch.tensor([0.5, 0.2, 0.2, 0.1], dtype=torch.float64)
+        assert self.exact_kl(q, n) < why_rl.kl_best_of_n(n) - 0.05
+
+    @pytest.mark.parametrize("n", [2, 4, 16])
+    def test_tight_when_every_outcome_is_unlikely(self, n):
+        q = torch.full((100_000,), 1e-5, dtype=torch.float64)
+        exact = self.exact_kl(q, n)
+        assert exact <= why_rl.kl_best_of_n(n)
+        assert exact == pytest.approx(why_rl.kl_best_of_n(n), abs=2e-3)
+
 
 class TestSequenceKL:
     def test_masked_sum_of_log_ratios(self):
