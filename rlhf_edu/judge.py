@@ -21,8 +21,9 @@ Taught in notebooks/02_reward_model.ipynb.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 
+from ._checks import require_texts
 from .lexicon import INTENSIFIERS, NEGATORS, VALENCE
 
 _TOKEN = re.compile(r"[a-z']+|[.,!?;:]")
@@ -32,6 +33,8 @@ SCALE = 2.0  # S / SCALE inside tanh: a review with three strong words lands nea
 
 def words(text: str) -> list[str]:
     """Split text into lower-case words and punctuation marks."""
+    if not isinstance(text, str):
+        raise ValueError(f"text: expected a string, got {type(text).__name__} {text!r:.40}")
     return _TOKEN.findall(text.lower())
 
 
@@ -80,11 +83,13 @@ def gold_score(text: str) -> float:
     return math.tanh(sum(v for _, v in contributions(text)) / SCALE)
 
 
-def gold_scores(texts: Iterable[str]) -> list[float]:
-    """Score many texts; see :func:`gold_score`."""
-    if isinstance(texts, str):
-        raise ValueError("texts: expected a list of strings, got a single string")
-    return [gold_score(t) for t in texts]
+def gold_scores(texts: Sequence[str]) -> list[float]:
+    """Score a non-empty list of texts; see :func:`gold_score`.
+
+    A single string, an empty list or an item that is not a string raises ``ValueError``
+    naming ``texts`` (the first bad item by its index).
+    """
+    return [gold_score(t) for t in require_texts("texts", texts)]
 
 
 class GoldJudge:
@@ -94,7 +99,8 @@ class GoldJudge:
     docstring. Taught in notebooks/02_reward_model.ipynb.
     """
 
-    def __call__(self, texts):
+    def __call__(self, texts: Sequence[str]):
+        """Gold scores of ``texts`` (a non-empty list of strings): a float tensor ``(B,)``."""
         import torch
 
         return torch.tensor(gold_scores(texts), dtype=torch.float32)

@@ -128,13 +128,19 @@ class TestPrompts:
         assert n > 128
         message = (
             rf"^prompts\[1\]: {n} prompt tokens \+ max_new_tokens=4 do not fit the model's "
-            rf"context of 128 positions; shorten the prompt to at most 124 tokens"
+            rf"context of 128 positions; shorten the prompt to at most 124 tokens or lower "
+            rf"max_new_tokens to at most {128 - n}$"
         )
         with pytest.raises(ValueError, match=message):
             sample(tiny.policy, tiny.tokenizer, ["the plot", long], max_new_tokens=4)
 
     def test_max_new_tokens_past_the_context_is_refused(self, tiny):
-        with pytest.raises(ValueError, match=r"max_new_tokens=128 do not fit .* 128 positions"):
+        n = len(tiny.tokenizer("the plot")["input_ids"])
+        message = (
+            rf"^prompts\[0\]: {n} prompt tokens \+ max_new_tokens=128 do not fit the model's "
+            rf"context of 128 positions; lower max_new_tokens to at most {128 - n}$"
+        )
+        with pytest.raises(ValueError, match=message):
             sample(tiny.policy, tiny.tokenizer, ["the plot"], max_new_tokens=128)
 
     def test_prompt_that_just_fits(self, tiny):
