@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_edu._checks import require_float_tensor, require_mask, require_number, require_same_shape
+from rlhf_edu._checks import (
+    require_choice,
+    require_float_tensor,
+    require_int,
+    require_mask,
+    require_number,
+    require_same_shape,
+)
 
 WHITEN_EPS = 1e-8
 
@@ -52,6 +59,43 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     x = require_float_tensor("x", x)
     valid = require_mask("mask", mask, x.shape, prefix=False)
     return _masked_var(x, valid)
+
+
+LOSS_AGGREGATIONS = ("token_mean", "sequence_mean", "constant")
+
+
+def masked_aggregate(
+    x: torch.Tensor, mask: torch.Tensor, aggregation: str, max_len: int | None = None
+) -> torch.Tensor:
+    """Reduce a per-token loss ``x`` (``(B, T)``) to one number, one of three ways.
+
+    With ``|o_b| = sum_t mask_bt`` the length of response ``b``:
+
+    - ``"token_mean"``: ``sum_bt mask_bt x_bt / sum_b |o_b|``, one mean over all tokens of the
+      batch (PPO as in TRL and lesson 07; DAPO): a long response weighs more;
+    - ``"sequence_mean"``: ``(1/B) sum_b (1/|o_b|) sum_t mask_bt x_bt``, each response's mean
+      first (GRPO as in Shao et al. 2024, eq. 3): every response weighs the same, so a token of a
+      short response weighs more;
+    - ``"constant"``: ``sum_bt mask_bt x_bt / (B * max_len)``, one fixed normaliser
+      (Dr. GRPO, Liu et al. 2025): every token weighs the same whatever the lengths.
+
+    ``mask`` a 0/1 prefix mask of ``x``'s shape; each row needs a valid token for
+    ``"sequence_mean"``; ``max_len`` (an int >= 1, e.g. ``max_new_tokens``) is needed for
+    ``"constant"`` only. Returns a 0-dim tensor.
+
+    Taught in notebooks/08_beyond_ppo.ipynb.
+    """
+    x = require_float_tensor("x", x, ndim=2)
+    valid = require_mask("mask", mask, x.shape)
+    aggregation = require_choice("aggregation", aggregation, LOSS_AGGREGATIONS)
+    if aggregation == "token_mean":
+        return _masked_mean(x, valid)
+    if aggregation == "sequence_mean":
+        return _masked_mean(x, valid, dim=1).mean()
+    max_len = require_int("max_len", max_len, 1)
+    if x.shape[1] > max_len:
+        raise ValueError(f"max_len: expected >= the {x.shape[1]} tokens of x, got {max_len}")
+    return _masked_sum(x, valid) / (x.shape[0] * max_len)
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:

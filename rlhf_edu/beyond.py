@@ -57,14 +57,18 @@ def dpo_loss(
     return loss, stats
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, kind: str = "grpo") -> torch.Tensor:
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, kind: str = "grpo", scale_rewards: bool = True
+) -> torch.Tensor:
     """Compute advantages relative to the other samples drawn for the same prompt.
 
     ``rewards``: ``(B,)``, consecutive groups of ``group_size`` samples per prompt
     (``group_size`` >= 2 divides ``B``). Returns ``(B,)``:
 
     - ``"grpo"`` (Shao et al. 2024, DeepSeekMath): ``(r_i - mean_g) / (std_g + 1e-4)`` with the
-      unbiased group std, as TRL's GRPOTrainer;
+      unbiased group std, as TRL's GRPOTrainer; with ``scale_rewards=False`` only
+      ``r_i - mean_g`` (Dr. GRPO, Liu et al. 2025: the std division up-weights prompts whose
+      responses all score alike);
     - ``"rloo"`` (Ahmadian et al. 2024): ``r_i - mean of the other G - 1 rewards in its group``
       (the leave-one-out baseline, which keeps the estimator unbiased).
 
@@ -77,10 +81,16 @@ def group_advantages(rewards: torch.Tensor, group_size: int, kind: str = "grpo")
             f"group_size: expected a divisor of the batch size {rewards.shape[0]}, got {group_size}"
         )
     kind = require_choice("kind", kind, GROUP_KINDS)
+    if not isinstance(scale_rewards, bool):
+        raise ValueError(f"scale_rewards: expected True or False, got {scale_rewards!r}")
+    if kind == "rloo" and not scale_rewards:
+        raise ValueError("scale_rewards: RLOO never divides by the std; expected True for rloo")
     grouped = rewards.view(-1, group_size)  # (num_prompts, G)
     if kind == "grpo":
-        mean = grouped.mean(dim=1, keepdim=True)
+        centered = grouped - grouped.mean(dim=1, keepdim=True)
+        if not scale_rewards:
+            return centered.view(-1)
         std = grouped.std(dim=1, keepdim=True)  # unbiased
-        return ((grouped - mean) / (std + GRPO_STD_EPS)).view(-1)
+        return (centered / (std + GRPO_STD_EPS)).view(-1)
     baseline = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)  # leave one out
     return (grouped - baseline).view(-1)

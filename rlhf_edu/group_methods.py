@@ -5,15 +5,20 @@ to the other responses to the same prompt (:func:`rlhf_edu.beyond.group_advantag
 number per sequence, broadcast to all its tokens. No value head, no GAE. One step:
 
 1. draw ``prompts_per_step`` prompts, each repeated ``group_size`` times (consecutive groups);
-2. sample the responses, keeping their log-probs ``old_logprobs``;
+2. sample the responses (at most ``max_new_tokens``, or a length limit drawn from
+   ``min_new_tokens..max_new_tokens`` as :class:`rlhf_edu.trainer.PPOConfig` draws it),
+   keeping their log-probs ``old_logprobs``;
 3. reference log-probs ``ref_logprobs`` under the frozen reference policy;
 4. reward-model scores; RLOO puts the KL in the reward, ``r = score - beta * sum_t k1_t``
    (Ahmadian et al. 2024); GRPO keeps ``r = score``;
-5. sequence advantages within each group (GRPO: ``(r - mean) / (std + 1e-4)``; RLOO:
-   ``r - mean of the others``), broadcast over the valid tokens;
-6. ``epochs`` epochs of shuffled minibatches: PPO's clipped policy loss
-   (:func:`rlhf_edu.ppo.policy_loss`); GRPO adds ``beta * masked_mean(k3)``, the KL as a loss
-   term (Shao et al. 2024, DeepSeekMath, eq. 3-4); one AdamW step per minibatch;
+5. sequence advantages within each group (GRPO: ``(r - mean) / (std + 1e-4)``, or
+   ``r - mean`` with ``scale_rewards=False``; RLOO: ``r - mean of the others``), broadcast over
+   the valid tokens;
+6. ``epochs`` epochs of shuffled minibatches: the per-token loss is minus PPO's clipped
+   surrogate (:func:`rlhf_edu.ppo.clipped_surrogate`), plus ``beta * k3`` for GRPO, the KL as
+   a loss term (Shao et al. 2024, DeepSeekMath, eq. 3-4); it is reduced to one number by
+   ``loss_aggregation`` (:func:`rlhf_edu.advantages.masked_aggregate`: GRPO's per-sequence mean
+   by default, PPO's token mean, or Dr. GRPO's constant); one AdamW step per minibatch;
 7. metrics (named as TRL names PPO's).
 
 Taught in notebooks/08_beyond_ppo.ipynb.
@@ -29,8 +34,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import kl, ppo
-from ._checks import require_int, require_number
-from .advantages import masked_mean
+from ._checks import require_choice, require_int, require_number
+from .advantages import LOSS_AGGREGATIONS, masked_aggregate
 from .beyond import GROUP_KINDS, group_advantages
 from .generation import response_logprobs, sample
 from .trainer import _check_finite
@@ -61,6 +66,20 @@ class GroupConfig:
     """KL weight: a k3 loss term (GRPO) or a penalty in the reward (RLOO). Usually 0 to 0.1."""
     max_new_tokens: int = 24
     """Response length limit (tokens)."""
+    min_new_tokens: int | None = None
+    """None (the default): every step samples up to ``max_new_tokens``. An int: each step draws
+    its length limit uniformly from ``min_new_tokens..max_new_tokens``, as
+    :class:`rlhf_edu.trainer.PPOConfig` does with the same field; set both configs alike when
+    comparing methods."""
+    loss_aggregation: str = "sequence_mean"
+    """How the per-token loss becomes one number (:func:`rlhf_edu.advantages.masked_aggregate`):
+    ``"sequence_mean"`` (the default: each response's token mean, then the mean over responses,
+    as the original GRPO, Shao et al. 2024), ``"token_mean"`` (one mean over all tokens, as PPO
+    and DAPO) or ``"constant"`` (sum over tokens / (responses * max_new_tokens), Dr. GRPO, Liu et
+    al. 2025)."""
+    scale_rewards: bool = True
+    """GRPO only: divide by the group's std (True, the original GRPO) or only subtract the group
+    mean (False, Dr. GRPO). RLOO never divides (must stay True)."""
     temperature: float = 1.0
     """Sampling temperature; the log-probs are of logits / temperature."""
     max_grad_norm: float = 1.0
@@ -71,6 +90,16 @@ class GroupConfig:
     def __post_init__(self):
         for name in ("steps", "prompts_per_step", "epochs", "mini_batch_size", "max_new_tokens"):
             require_int(name, getattr(self, name), 1)
+        if self.min_new_tokens is not None:
+            require_int("min_new_tokens", self.min_new_tokens, 1)
+            if self.min_new_tokens > self.max_new_tokens:
+                raise ValueError(
+                    f"min_new_tokens: expected <= max_new_tokens={self.max_new_tokens}, "
+                    f"got {self.min_new_tokens}"
+                )
+        require_choice("loss_aggregation", self.loss_aggregation, LOSS_AGGREGATIONS)
+        if not isinstance(self.scale_rewards, bool):
+            raise ValueError(f"scale_rewards: expected True or False, got {self.scale_rewards!r}")
         require_int("group_size", self.group_size, 2)
         if self.batch_size % self.mini_batch_size:
             raise ValueError(
@@ -144,11 +173,18 @@ class GroupTrainer:
         idx = torch.randint(len(self.prompts), (c.prompts_per_step,), generator=self.generator)
         prompts = [self.prompts[i] for i in idx.tolist() for _ in range(G)]
         # 2. sample, keeping the log-probs (the "old" policy is the current one)
+        length = c.max_new_tokens
+        if c.min_new_tokens is not None:  # a random length limit, drawn as PPOTrainer draws it
+            length = int(
+                torch.randint(
+                    c.min_new_tokens, c.max_new_tokens + 1, (1,), generator=self.generator
+                )
+            )
         roll = sample(
             self.policy,
             self.tokenizer,
             prompts,
-            max_new_tokens=c.max_new_tokens,
+            max_new_tokens=length,
             temperature=c.temperature,
         )
         old_logprobs, mask = roll.logprobs, roll.mask.float()
@@ -165,10 +201,11 @@ class GroupTrainer:
             rewards = scores - c.beta * seq_kl if self.kind == "rloo" else scores
             gold = self.gold_fn(roll.texts) if self.gold_fn is not None else None
             # 5. one advantage per sequence, relative to its group, broadcast to its tokens
-            seq_advantages = group_advantages(rewards, G, kind=self.kind)  # (B,)
+            seq_advantages = group_advantages(rewards, G, self.kind, c.scale_rewards)  # (B,)
             advantages = seq_advantages[:, None] * mask  # (B, T)
         t_reward = time.perf_counter()
-        # 6. epochs of shuffled minibatches: the clipped objective (+ k3 KL loss for GRPO)
+        # 6. epochs of shuffled minibatches: minus the clipped objective (+ beta * k3 for GRPO)
+        #    per token, aggregated by c.loss_aggregation
         stats = []
         for _ in range(c.epochs):
             order = torch.randperm(len(roll), generator=self.generator)
@@ -179,14 +216,19 @@ class GroupTrainer:
                 mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
                 m = mask[i, :T]
                 logprobs = response_logprobs(self.policy, mb, temperature=c.temperature)
-                pg_loss, pg_stats = ppo.policy_loss(
-                    logprobs, old_logprobs[i, :T], advantages[i, :T], m, c.clip_eps
-                )
+                ratio = ppo.probability_ratio(logprobs, old_logprobs[i, :T])
+                pg_losses = -ppo.clipped_surrogate(ratio, advantages[i, :T], c.clip_eps)
+                pg_loss = masked_aggregate(pg_losses, m, c.loss_aggregation, c.max_new_tokens)
                 loss = pg_loss
                 kl_loss = torch.zeros(())
                 if self.kind == "grpo":
-                    kl_loss = masked_mean(kl.kl_estimate(logprobs, ref_logprobs[i, :T], "k3"), m)
+                    k3 = kl.kl_estimate(logprobs, ref_logprobs[i, :T], "k3")
+                    kl_loss = masked_aggregate(k3, m, c.loss_aggregation, c.max_new_tokens)
                     loss = pg_loss + c.beta * kl_loss
+                with torch.no_grad():  # clipfrac, approx_kl, ratio_mean over the valid tokens
+                    _, pg_stats = ppo.policy_loss(
+                        logprobs.detach(), old_logprobs[i, :T], advantages[i, :T], m, c.clip_eps
+                    )
                 _check_finite(step, "loss", loss.detach())
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -7,7 +7,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from rlhf_edu.advantages import gae, masked_mean, masked_sum, masked_var, whiten
+from rlhf_edu.advantages import gae, masked_aggregate, masked_mean, masked_sum, masked_var, whiten
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -113,6 +113,53 @@ class TestMaskedVar:
             masked_var("x", torch.ones(2))
         with pytest.raises(ValueError, match="mask"):
             masked_var(torch.ones(2, 3), torch.full((2, 3), 2))
+
+
+def aggregate_reference(x, lengths, aggregation, max_len):
+    """The three aggregations as plain Python loops over responses and their valid tokens."""
+    rows = [[x[b, t].item() for t in range(int(lengths[b]))] for b in range(len(lengths))]
+    if aggregation == "token_mean":
+        return sum(sum(r) for r in rows) / sum(len(r) for r in rows)
+    if aggregation == "sequence_mean":
+        return sum(sum(r) / len(r) for r in rows) / len(rows)
+    return sum(sum(r) for r in rows) / (len(rows) * max_len)
+
+
+class TestMaskedAggregate:
+    @pytest.mark.parametrize("aggregation", ["token_mean", "sequence_mean", "constant"])
+    @pytest.mark.parametrize("seed", range(5))
+    def test_matches_plain_loop(self, seed, aggregation):
+        x, _, mask, lengths = random_batch(seed, batch=5, length=6)
+        x = torch.where(mask, x, torch.full_like(x, float("inf")))  # padding garbage
+        got = masked_aggregate(x, mask, aggregation, max_len=8)
+        assert got.item() == pytest.approx(aggregate_reference(x, lengths, aggregation, 8))
+
+    def test_the_three_differ_on_unequal_lengths(self):
+        x = torch.tensor([[1.0, 1.0, 1.0, 1.0], [5.0, 0.0, 0.0, 0.0]])
+        mask = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0]])
+        assert masked_aggregate(x, mask, "token_mean").item() == pytest.approx(9 / 5)
+        assert masked_aggregate(x, mask, "sequence_mean").item() == pytest.approx(3.0)
+        assert masked_aggregate(x, mask, "constant", max_len=4).item() == pytest.approx(9 / 8)
+
+    def test_gradient_weights_per_token(self):
+        x = torch.zeros(2, 4, requires_grad=True)
+        mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+        (g,) = torch.autograd.grad(masked_aggregate(x, mask, "sequence_mean"), x)
+        expected = torch.tensor([[1 / 8] * 4, [1 / 4, 1 / 4, 0, 0]])
+        torch.testing.assert_close(g, expected)
+
+    def test_rejects_bad_inputs(self):
+        x, mask = torch.zeros(2, 3), torch.ones(2, 3)
+        with pytest.raises(ValueError, match="aggregation"):
+            masked_aggregate(x, mask, "mean")
+        with pytest.raises(ValueError, match="max_len"):
+            masked_aggregate(x, mask, "constant")
+        with pytest.raises(ValueError, match="max_len"):
+            masked_aggregate(x, mask, "constant", max_len=2)
+        with pytest.raises(ValueError, match="mask"):
+            masked_aggregate(x, torch.tensor([[1, 1, 1], [0, 0, 0]]), "sequence_mean")
+        with pytest.raises(ValueError, match="x"):
+            masked_aggregate(torch.zeros(3), torch.ones(3), "token_mean")
 
 
 class TestWhiten:

@@ -96,6 +96,15 @@ class TestGroupAdvantages:
             advantages.view(groups, group_size).sum(1), torch.zeros(groups, dtype=torch.float64)
         )
 
+    def test_grpo_without_std_scaling_only_centres(self):
+        rewards = torch.tensor([1.0, 2.0, 3.0, 6.0, 0.0, 0.0, 0.0, 4.0])
+        got = group_advantages(rewards, 4, "grpo", scale_rewards=False)
+        torch.testing.assert_close(got, torch.tensor([-2.0, -1.0, 0.0, 3.0, -1.0, -1.0, -1.0, 3.0]))
+        with pytest.raises(ValueError, match="scale_rewards"):
+            group_advantages(rewards, 4, "rloo", scale_rewards=False)
+        with pytest.raises(ValueError, match="scale_rewards"):
+            group_advantages(rewards, 4, "grpo", scale_rewards=0)
+
     def test_equal_rewards_give_zero_advantage(self):
         rewards = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
         for kind in ("grpo", "rloo"):

@@ -41,6 +41,9 @@ class TestGroupConfig:
             ({"lr": 0}, "lr"),
             ({"steps": 0}, "steps"),
             ({"epochs": True}, "epochs"),
+            ({"loss_aggregation": "mean"}, "loss_aggregation"),
+            ({"scale_rewards": "no"}, "scale_rewards"),
+            ({"min_new_tokens": 0}, "min_new_tokens"),
         ],
     )
     def test_bad_values_name_the_field(self, kw, name):
@@ -103,6 +106,17 @@ class TestGroupTrainer:
         with pytest.raises(FloatingPointError, match="step 1: reward score"):
             tr.group_step()
 
+    def test_length_limit(self, tiny):
+        full = make(tiny, reward_fn=lambda texts: torch.zeros(len(texts)))
+        full.group_step()
+        assert full.last_rollout.mask.shape[1] <= 8
+        # a drawn limit, as PPOConfig.min_new_tokens: min = max = 3 forces 3 tokens at most
+        short = make(tiny, min_new_tokens=3, max_new_tokens=3)
+        short.group_step()
+        assert short.last_rollout.mask.shape[1] <= 3
+        with pytest.raises(ValueError, match="min_new_tokens"):
+            GroupConfig(**{**SMALL, "min_new_tokens": 30})
+
     def test_same_seed_same_run(self, tiny):
         a = make(tiny, seed=3).group_step()
         b = make(tiny, seed=3).group_step()
@@ -113,17 +127,24 @@ class TestGroupTrainer:
 class TestLossAgainstHandComputation:
     """One GRPO step's first minibatch loss equals the formula computed by hand."""
 
-    def test_first_loss(self, tiny):
+    @pytest.mark.parametrize("aggregation", ["token_mean", "sequence_mean", "constant"])
+    @pytest.mark.parametrize("scale", [True, False])
+    def test_first_loss(self, tiny, aggregation, scale):
         from rlhf_edu.generation import response_logprobs
 
-        tr = make(tiny, "grpo", beta=0.2)  # one epoch, one minibatch: one update
-        m = tr.group_step()
+        tr = make(tiny, "grpo", beta=0.2, loss_aggregation=aggregation, scale_rewards=scale)
+        m = tr.group_step()  # one epoch, one minibatch: one update
         roll = tr.last_rollout
         # Before the update the policy was the reference: ratio 1, k3 = 0, so the loss is
-        # -mean over valid tokens of the broadcast advantages.
-        mask = roll.mask.float()
-        adv = group_advantages(tiny.reward(roll.texts), 4, "grpo")[:, None] * mask
-        expected = -(adv.sum() / mask.sum()).item()
+        # minus the aggregate of the broadcast advantages, computed here by a plain loop.
+        adv = group_advantages(tiny.reward(roll.texts), 4, "grpo", scale_rewards=scale)
+        lengths = roll.mask.sum(1).tolist()
+        if aggregation == "token_mean":
+            expected = -sum(a * n for a, n in zip(adv.tolist(), lengths)) / sum(lengths)
+        elif aggregation == "sequence_mean":
+            expected = -sum(adv.tolist()) / len(lengths)
+        else:
+            expected = -sum(a * n for a, n in zip(adv.tolist(), lengths)) / (len(lengths) * 8)
         assert m["loss/policy_avg"] == pytest.approx(expected, abs=1e-4)
         assert m["loss/kl_avg"] == pytest.approx(0.0, abs=1e-6)
         ref = response_logprobs(tiny.ref_policy, roll)
