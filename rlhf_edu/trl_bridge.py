@@ -28,6 +28,9 @@ from .group_methods import GroupConfig
 from .trainer import PPOConfig
 
 TRL_PIN = "1.12.0"
+# The newest release this lesson is checked with (tests/test_trl_latest.py): what
+# ``pip install trl`` gives learners; it has GRPOTrainer but no trl.experimental.ppo.
+TRL_LATEST = "1.16.0"
 INSTALL = 'pip install "rlhf-edu[trl]"'
 
 # Our PPOConfig field -> (TRL experimental.ppo PPOConfig field, our GroupConfig field,
