@@ -2,7 +2,10 @@
 
 1. :func:`sample_pairs`: two responses per prompt from the (reference) policy;
 2. :func:`pairs_from_scores`: a labeller (the reward model, or the gold judge) prefers the
-   higher-scoring one; ties are dropped;
+   higher-scoring one, always (hard labels); ties are dropped. Or
+   :func:`pairs_from_bradley_terry`: the first is preferred with probability
+   ``sigmoid(s_a - s_b)`` (labels drawn as the Bradley-Terry model says, the case DPO's
+   derivation assumes);
 3. :func:`train_dpo`: the reference's sequence log-probs are computed once; then for a few
    epochs of shuffled minibatches, the policy's sequence log-probs
    ``log pi(y|x) = sum_t mask_t log pi(y_t | x, y_<t)`` (:func:`sequence_logprobs`) of the
@@ -104,9 +107,41 @@ def sample_pairs(
 def pairs_from_scores(rollout: Rollout, scores) -> PreferencePairs:
     """Label consecutive pairs of ``rollout`` by ``scores`` (``(2N,)``): the higher one is chosen.
 
-    Pairs whose two scores are equal (a tie: no preference) are dropped. Returns the
+    Deterministic (hard) labels: Bradley-Terry with scores scaled to infinity, so DPO's optimal
+    implicit-reward margins grow without bound. Pairs whose two scores are equal (a tie: no
+    preference) are dropped. Returns the
     :class:`PreferencePairs` (at most N). Taught in notebooks/08_beyond_ppo.ipynb.
     """
+    scores = _pair_scores(rollout, scores)
+    a, b = scores[0::2], scores[1::2]
+    keep = (a != b).nonzero().flatten()
+    first_wins = a[keep] > b[keep]
+    chosen = 2 * keep + (~first_wins).long()
+    rejected = 2 * keep + first_wins.long()
+    return PreferencePairs(rollout.select(chosen), rollout.select(rejected))
+
+
+def pairs_from_bradley_terry(rollout: Rollout, scores, seed: int = 0) -> PreferencePairs:
+    """Label consecutive pairs of ``rollout`` by drawing from the Bradley-Terry model of ``scores``.
+
+    Row ``2i`` is chosen over row ``2i + 1`` with probability ``sigmoid(s_2i - s_2i+1)``
+    (``scores``: ``(2N,)``; one Bernoulli draw per pair, seeded by ``seed``). With such labels
+    the population minimiser of the DPO loss at ``beta`` has implicit rewards
+    ``beta * log(pi / pi_ref) = s + const(x)`` on the pairs' responses: the KL-regularised
+    optimum ``pi_ref * exp(s / beta)`` of lesson 05. Hard labels (:func:`pairs_from_scores`) are
+    the limit of scores scaled to infinity, whose optimum has unbounded margins. Returns all N
+    pairs. Taught in notebooks/08_beyond_ppo.ipynb.
+    """
+    scores = _pair_scores(rollout, scores)
+    gen = torch.Generator().manual_seed(seed)
+    first_wins = torch.bernoulli(torch.sigmoid(scores[0::2] - scores[1::2]), generator=gen).bool()
+    pair = torch.arange(len(rollout) // 2)
+    chosen = 2 * pair + (~first_wins).long()
+    rejected = 2 * pair + first_wins.long()
+    return PreferencePairs(rollout.select(chosen), rollout.select(rejected))
+
+
+def _pair_scores(rollout: Rollout, scores) -> torch.Tensor:
     scores = torch.as_tensor(scores, dtype=torch.float32).detach().cpu()
     if scores.shape != (len(rollout),) or len(rollout) % 2:
         raise ValueError(
@@ -115,12 +150,7 @@ def pairs_from_scores(rollout: Rollout, scores) -> PreferencePairs:
         )
     if not bool(torch.isfinite(scores).all()):
         raise ValueError("scores: expected finite numbers")
-    a, b = scores[0::2], scores[1::2]
-    keep = (a != b).nonzero().flatten()
-    first_wins = a[keep] > b[keep]
-    chosen = 2 * keep + (~first_wins).long()
-    rejected = 2 * keep + first_wins.long()
-    return PreferencePairs(rollout.select(chosen), rollout.select(rejected))
+    return scores
 
 
 def sequence_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:

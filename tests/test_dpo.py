@@ -43,6 +43,45 @@ class TestPairsFromScores:
             dpo.pairs_from_scores(roll, torch.full((16,), math.nan))
 
 
+class TestPairsFromBradleyTerry:
+    def test_first_wins_with_probability_sigmoid_of_the_difference(self, roll):
+        diffs = torch.tensor([0.0, 1.0, -2.0, 0.5, 3.0, -0.5, 0.0, 1.5])
+        scores = torch.stack([diffs, torch.zeros(8)], 1).flatten()  # row 2i - row 2i+1 = diffs[i]
+        wins = torch.zeros(8)
+        n = 400
+        for seed in range(n):
+            pairs = dpo.pairs_from_bradley_terry(roll, scores, seed=seed)
+            assert len(pairs) == 8  # no pair dropped, not even the ties
+            assert pairs.chosen.prompts == pairs.rejected.prompts
+            wins += torch.tensor(
+                [c == roll.responses[2 * i] for i, c in enumerate(pairs.chosen.responses)]
+            ).float()
+        # pairs of two distinct responses (else "who won" cannot be read off the text);
+        # 4 standard errors of a frequency out of 400 draws: at most 0.1
+        distinct = [i for i in range(8) if roll.responses[2 * i] != roll.responses[2 * i + 1]]
+        assert len(distinct) >= 5
+        torch.testing.assert_close(
+            (wins / n)[distinct], torch.sigmoid(diffs)[distinct], atol=0.1, rtol=0
+        )
+
+    def test_large_differences_give_the_hard_labels(self, roll):
+        scores = torch.tensor([1.0, 2.0, 5.0, 3.0, 0.7, 0.5] + [0.0, 1.0] * 5) * 100
+        soft = dpo.pairs_from_bradley_terry(roll, scores, seed=1)
+        hard = dpo.pairs_from_scores(roll, scores)
+        assert soft.chosen.responses == hard.chosen.responses
+
+    def test_seeded(self, roll):
+        scores = torch.zeros(16)
+        a = dpo.pairs_from_bradley_terry(roll, scores, seed=5).chosen.responses
+        assert a == dpo.pairs_from_bradley_terry(roll, scores, seed=5).chosen.responses
+
+    def test_bad_scores(self, roll):
+        with pytest.raises(ValueError, match="scores"):
+            dpo.pairs_from_bradley_terry(roll, torch.zeros(3))
+        with pytest.raises(ValueError, match="scores"):
+            dpo.pairs_from_bradley_terry(roll, torch.full((16,), math.inf))
+
+
 def test_sequence_logprobs_sum_the_masked_token_logprobs(tiny, roll):
     seq = dpo.sequence_logprobs(tiny.ref_policy, roll)
     assert seq.shape == (16,)
