@@ -51,6 +51,7 @@ FIELD_MAP: dict[str, tuple[str | None, str | None, str | None, str]] = {
     ),
     "ppo_epochs": ("num_ppo_epochs", "epochs", "num_iterations", "passes over each batch"),
     "lr": ("learning_rate", "lr", "learning_rate", "TRL decays it linearly unless told otherwise"),
+    "weight_decay": ("weight_decay", None, "weight_decay", "AdamW's weight decay; TRL's default 0"),
     "clip_eps": ("cliprange", "clip_eps", "epsilon", "policy clip range"),
     "clip_range_value": (
         "cliprange_value",
@@ -100,6 +101,23 @@ FIELD_MAP: dict[str, tuple[str | None, str | None, str | None, str]] = {
     "checkpoint_every": ("save_steps", None, "save_steps", "with save_strategy='steps'"),
     "checkpoint_dir": ("output_dir", None, "output_dir", ""),
     "seed": ("seed", "seed", "seed", ""),
+}
+
+# Our GroupConfig.loss_aggregation -> TRL GRPOConfig.loss_type, on one device. TRL's "bnpo"
+# divides by the tokens of the minibatch, as our token mean; its default "dapo" divides by the
+# tokens of the whole generation batch (per minibatch step), the same when a batch is one
+# minibatch. "dr_grpo" divides by responses * max_completion_length, as our "constant".
+LOSS_TYPES = {"sequence_mean": "grpo", "token_mean": "bnpo", "constant": "dr_grpo"}
+
+# GroupConfig fields with no PPOConfig counterpart -> (TRL GRPOConfig field, note).
+GROUP_ONLY_FIELDS = {
+    "group_size": ("num_generations", "responses per prompt"),
+    "loss_aggregation": (
+        "loss_type",
+        "sequence_mean = 'grpo', token_mean = 'bnpo' (TRL's default 'dapo' on one minibatch), "
+        "constant = 'dr_grpo'",
+    ),
+    "scale_rewards": ("scale_rewards", "True = 'group' (divide by the group's std), False = 'none'"),
 }
 
 
@@ -171,10 +189,11 @@ def grpo_kwargs(config: GroupConfig) -> dict:
     Each step generates ``prompts_per_step * group_size`` completions
     (``generation_batch_size``), split into minibatches of ``mini_batch_size``
     (``per_device_train_batch_size``), each one optimizer step, ``epochs`` times
-    (``num_iterations``). ``max_steps`` counts optimizer steps. The loss is the token mean
-    over the minibatch (``loss_type="dapo"`` on one device), as ours; the learning rate stays
-    constant and dropout is off (``disable_dropout``: TRL's PPO turns it off, its GRPO does
-    not by default), as ours.
+    (``num_iterations``). ``max_steps`` counts optimizer steps. The loss is aggregated as
+    ``config.loss_aggregation`` says, in TRL's name (:data:`LOSS_TYPES`), and the group's std
+    divides or not as ``config.scale_rewards`` says (``"group"`` / ``"none"``); the learning
+    rate stays constant and dropout is off (``disable_dropout``: TRL's PPO turns it off, its
+    GRPO does not by default), as ours. Checked with trl 1.12.0 and 1.16.0.
 
     Taught in notebooks/09_scaling_up.ipynb.
     """
@@ -197,8 +216,8 @@ def grpo_kwargs(config: GroupConfig) -> dict:
         "top_k": 0,
         "top_p": 1.0,
         "max_grad_norm": config.max_grad_norm,
-        "scale_rewards": "group",
-        "loss_type": "dapo",
+        "scale_rewards": "group" if config.scale_rewards else "none",
+        "loss_type": LOSS_TYPES[config.loss_aggregation],
         "disable_dropout": True,
         "seed": config.seed,
     }
@@ -229,6 +248,7 @@ def ppo_kwargs(config: PPOConfig) -> dict:
         "total_episodes": config.steps * config.batch_size,
         "learning_rate": config.lr,
         "lr_scheduler_type": "constant",
+        "weight_decay": config.weight_decay,
         "kl_coef": config.beta,
         "kl_estimator": config.kl_kind,
         "cliprange": config.clip_eps,
@@ -271,7 +291,9 @@ def config_table(ppo_config: PPOConfig, group_config: GroupConfig | None = None)
     Columns: ``ours``, ``our value``, ``TRL PPOConfig``, ``TRL value`` (from :func:`ppo_kwargs`),
     ``TRL default`` (TRL's own default, when TRL imports), ``GroupConfig`` and
     ``TRL GRPOConfig`` (the GRPO names; with ``group_config``, the GRPO value follows in
-    ``GRPO value``), ``note``. Built from the dataclass fields, so a new field shows up.
+    ``GRPO value``), ``note``. Built from the dataclass fields, so a new field shows up; the
+    GroupConfig-only knobs (:data:`GROUP_ONLY_FIELDS`: group size, loss aggregation, std
+    scaling) follow as the last rows.
 
     Taught in notebooks/09_scaling_up.ipynb.
     """
@@ -292,6 +314,20 @@ def config_table(ppo_config: PPOConfig, group_config: GroupConfig | None = None)
         }
         if group_config is not None:
             row["GRPO value"] = trl_grpo.get(grpo_name, "-") if grpo_name else "-"
+        row["note"] = note
+        rows.append(row)
+    for name, (grpo_name, note) in GROUP_ONLY_FIELDS.items():  # GRPO's own knobs
+        row = {
+            "ours": name,
+            "our value": "-",
+            "TRL PPOConfig": "-",
+            "TRL value": "-",
+            "TRL default": "-",
+            "GroupConfig": name,
+            "TRL GRPOConfig": grpo_name,
+        }
+        if group_config is not None:
+            row["GRPO value"] = trl_grpo[grpo_name]
         row["note"] = note
         rows.append(row)
     return rows

@@ -63,11 +63,26 @@ class TestKwargs:
         with pytest.raises(ValueError, match="config"):
             trl_bridge.grpo_kwargs(PPOConfig())
 
+    @pytest.mark.parametrize(
+        ("aggregation", "loss_type"),
+        [("sequence_mean", "grpo"), ("token_mean", "bnpo"), ("constant", "dr_grpo")],
+    )
+    def test_grpo_loss_aggregation_in_trl_names(self, aggregation, loss_type):
+        kw = trl_bridge.grpo_kwargs(GroupConfig(loss_aggregation=aggregation))
+        assert kw["loss_type"] == loss_type
+
+    def test_grpo_std_scaling_in_trl_names(self):
+        assert trl_bridge.grpo_kwargs(GroupConfig())["scale_rewards"] == "group"
+        assert trl_bridge.grpo_kwargs(GroupConfig(scale_rewards=False))["scale_rewards"] == "none"
+
 
 class TestConfigTable:
     def test_one_row_per_field(self):
-        rows = trl_bridge.config_table(PPOConfig(), GroupConfig())
-        assert [r["ours"] for r in rows] == [f.name for f in dataclasses.fields(PPOConfig)]
+        rows = trl_bridge.config_table(PPOConfig(), GroupConfig(loss_aggregation="constant"))
+        assert [r["ours"] for r in rows] == [
+            *(f.name for f in dataclasses.fields(PPOConfig)), *trl_bridge.GROUP_ONLY_FIELDS
+        ]
+        assert set(trl_bridge.GROUP_ONLY_FIELDS) <= {f.name for f in dataclasses.fields(GroupConfig)}
         by = {r["ours"]: r for r in rows}
         assert by["clip_eps"]["TRL PPOConfig"] == "cliprange"
         assert by["clip_range_value"]["TRL PPOConfig"] == "cliprange_value"
@@ -76,6 +91,8 @@ class TestConfigTable:
         assert by["max_new_tokens"]["TRL PPOConfig"] == "response_length"
         assert by["mini_batch_size"]["TRL value"] == 4
         assert by["ent_coef"]["TRL PPOConfig"] == "-"
+        assert by["loss_aggregation"]["TRL GRPOConfig"] == "loss_type"
+        assert by["loss_aggregation"]["GRPO value"] == "dr_grpo"
 
     def test_every_ppo_field_is_mapped(self):
         assert set(trl_bridge.FIELD_MAP) == {f.name for f in dataclasses.fields(PPOConfig)}
@@ -118,6 +135,25 @@ class TestAgainstTRLConfigs:
         for ppo_name, _, grpo_name, _ in trl_bridge.FIELD_MAP.values():
             assert ppo_name is None or ppo_name in ppo_fields, ppo_name
             assert grpo_name is None or grpo_name in grpo_fields, grpo_name
+        for grpo_name, _ in trl_bridge.GROUP_ONLY_FIELDS.values():
+            assert grpo_name in grpo_fields, grpo_name
+
+    def test_loss_types_are_trls(self, trl_configs):
+        """Each loss_type we map to is one TRL's GRPO trainer branches on, with our normaliser."""
+        import inspect
+
+        from trl.trainer import grpo_trainer
+
+        source = inspect.getsource(grpo_trainer.GRPOTrainer)
+        lines = {  # the line of TRL's loss that divides as our aggregation does
+            "grpo": "((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()",
+            "bnpo": "(per_token_loss * mask).sum() / mask.sum().clamp(min=1.0)",
+            "dr_grpo": "(per_token_loss * mask).sum() / (per_token_loss.size(0) * self.max_completion_length)",
+        }
+        assert set(lines) == set(trl_bridge.LOSS_TYPES.values())
+        for loss_type, line in lines.items():
+            assert f'self.loss_type == "{loss_type}"' in source or f'"{loss_type}"' in source
+            assert line in source, f"TRL's {loss_type} normaliser changed: {line}"
 
     def test_configs_construct(self, trl_configs, tmp_path):
         grpo_cls, ppo_cls = trl_configs
