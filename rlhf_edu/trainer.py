@@ -29,9 +29,10 @@ from tqdm.auto import tqdm
 
 from . import advantages as adv
 from . import kl, ppo
-from ._checks import require_choice, require_int, require_number
+from ._checks import require_choice, require_int, require_number, require_texts
 from .checkpoint import load_checkpoint, save_checkpoint
-from .generation import Rollout, response_logprobs, sample, token_logprobs
+from .generation import Rollout, require_fits_context, response_logprobs, sample, token_logprobs
+from .scoring import check_scores
 from .value_head import ValueHead, response_hidden_states
 
 # TRL's classic gpt2-sentiment example (lvwerra/gpt2-imdb, adaptive KL): the GPU settings of lesson 07.
@@ -184,15 +185,26 @@ class PPOTrainer:
         gold_fn: Callable | None = None,
         value_head: ValueHead | None = None,
     ):
-        if not prompts or isinstance(prompts, str):
-            raise ValueError("prompts: expected a non-empty list of strings")
+        prompts = require_texts("prompts", prompts)
+        for name, fn in (("reward_fn", reward_fn), ("gold_fn", gold_fn)):
+            if not callable(fn) and not (name == "gold_fn" and fn is None):
+                raise ValueError(f"{name}: expected a function texts -> scores, got {fn!r:.40}")
+        # the longest prompt plus max_new_tokens must fit the policy's context
+        lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+        longest = max(range(len(prompts)), key=lengths.__getitem__)
+        require_fits_context(
+            policy,
+            lengths[longest],
+            config.max_new_tokens,
+            name=f"max_new_tokens (with the longest prompt, prompts[{longest}])",
+        )
         self.config = config
         self.policy = policy
         self.ref_policy = ref_policy
         self.tokenizer = tokenizer
         self.reward_fn = reward_fn
         self.gold_fn = gold_fn
-        self.prompts = list(prompts)
+        self.prompts = prompts
         if not any(p.requires_grad for p in policy.parameters()):
             raise ValueError(
                 "policy: no parameter requires grad (a frozen model?); "
@@ -276,14 +288,15 @@ class PPOTrainer:
                 ref_logprobs = response_logprobs(self.ref_policy, roll, temperature=c.temperature)
             t_ref = time.perf_counter()
             # 3. reward-model scores (and the gold judge, for the record)
-            scores = torch.as_tensor(
-                self.reward_fn(roll.texts), dtype=torch.float32, device=self.device
-            )
+            scores = check_scores(self.reward_fn(roll.texts), len(roll), step=step)
+            scores = scores.to(self.device)
             no_eos = roll.mask.sum(1) == roll.mask.shape[1]  # hit the limit without EOS
             if c.missing_eos_penalty is not None:
                 scores = scores - c.missing_eos_penalty * no_eos.float()
             _check_finite(step, "reward score", scores)
-            gold = self.gold_fn(roll.texts) if self.gold_fn is not None else None
+            gold = None
+            if self.gold_fn is not None:
+                gold = check_scores(self.gold_fn(roll.texts), len(roll), "gold_fn", step)
             t_reward = time.perf_counter()
             # 4. KL-shaped per-token rewards
             beta = self.kl_ctl.beta
@@ -368,7 +381,7 @@ class PPOTrainer:
             "time/step": time.perf_counter() - t0,
         }
         if gold is not None:
-            metrics["objective/gold"] = float(torch.as_tensor(gold).float().mean())
+            metrics["objective/gold"] = gold.mean().item()
         self.kl_ctl.update(metrics["objective/kl"], c.batch_size)
         self.last_rollout = roll
         self.step = step
@@ -378,7 +391,11 @@ class PPOTrainer:
     # -- the loop ------------------------------------------------------------------------------
     def train(self, resume: bool = False, progress: bool = True) -> list[dict[str, float]]:
         """Run PPO steps until ``config.steps``; with ``resume=True`` continue from the last
-        checkpoint in ``config.checkpoint_dir`` (the same final step count, nothing lost)."""
+        checkpoint in ``config.checkpoint_dir`` (the same final step count, nothing lost).
+
+        Resuming refuses a config that differs from the checkpoint's (naming each field, old
+        and new value; only ``steps`` and the checkpoint settings may change), and skips a
+        damaged newest checkpoint with a warning (see :mod:`rlhf_edu.checkpoint`)."""
         c = self.config
         if resume:
             if not c.checkpoint_dir:

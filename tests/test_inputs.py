@@ -67,3 +67,212 @@ class TestTextsToScore:
     def test_batch_size(self, tiny, batch_size):
         with pytest.raises(ValueError, match="^batch_size: expected an int >= 1"):
             tiny.reward(["a great film"], batch_size=batch_size)
+
+
+# -- the PPO trainer: prompts, context, reward functions, resumed runs -----------------------
+
+import os  # noqa: E402
+import warnings  # noqa: E402
+
+from rlhf_edu import checkpoint  # noqa: E402
+from rlhf_edu.trainer import PPOConfig, PPOTrainer  # noqa: E402
+
+SMALL = {"batch_size": 8, "mini_batch_size": 4, "ppo_epochs": 1, "max_new_tokens": 6}
+
+
+def trainer(tiny, reward_fn=None, prompts=None, gold_fn=None, **kw):
+    return PPOTrainer(
+        PPOConfig(**{**SMALL, **kw}),
+        tiny.fresh_policy(),
+        tiny.ref_policy,
+        tiny.tokenizer,
+        tiny.reward if reward_fn is None else reward_fn,
+        tiny.prompts if prompts is None else prompts,
+        gold_fn=gold_fn,
+    )
+
+
+class TestTrainerInputs:
+    @pytest.mark.parametrize(
+        "prompts, message",
+        [
+            ([], r"^prompts: expected a non-empty list of strings, got an empty list$"),
+            ("the plot", r"^prompts: expected a list of strings, got a single string"),
+            (["the plot", 7], r"^prompts\[1\]: expected a string, got int 7$"),
+        ],
+    )
+    def test_prompts(self, tiny, prompts, message):
+        with pytest.raises(ValueError, match=message):
+            trainer(tiny, prompts=prompts)
+
+    def test_reward_fn_must_be_callable(self, tiny):
+        with pytest.raises(ValueError, match="^reward_fn: expected a function texts -> scores"):
+            trainer(tiny, reward_fn=[1.0])
+        with pytest.raises(ValueError, match="^gold_fn: expected a function texts -> scores"):
+            trainer(tiny, gold_fn="gold")
+
+    def test_max_new_tokens_past_the_policy_context(self, tiny):
+        assert tiny.policy.config.n_positions == 128
+        prompts = ["the plot", "it is a film about a dog"]
+        longest = len(tiny.tokenizer(prompts[1])["input_ids"])
+        message = (
+            r"^max_new_tokens \(with the longest prompt, prompts\[1\]\): "
+            rf"{longest} prompt tokens \+ max_new_tokens=200 do not fit the model's context of "
+            rf"128 positions; lower max_new_tokens to at most {128 - longest}$"
+        )
+        with pytest.raises(ValueError, match=message):
+            trainer(tiny, prompts=prompts, max_new_tokens=200)
+        trainer(tiny, prompts=prompts, max_new_tokens=128 - longest)  # just fits
+
+    def test_a_prompt_too_long_for_max_new_tokens(self, tiny):
+        long = "the plot was good . " * 30
+        with pytest.raises(ValueError, match=r"prompts\[2\]\): \d+ prompt tokens \+ max_new_"):
+            trainer(tiny, prompts=["a", "b", long])
+
+    @pytest.mark.parametrize(
+        "returned, got",
+        [
+            (lambda n: ["good"] * n, r"a list of 8 items of type str, first 'good'"),
+            (lambda n: torch.zeros(n, 1), r"a tensor of shape \(8, 1\)"),
+            (lambda n: torch.zeros(n + 1), r"a tensor of shape \(9,\)"),
+            (lambda n: 1.0, "float 1.0"),
+            (lambda n: None, "NoneType None"),
+        ],
+    )
+    def test_reward_fn_output_names_reward_fn_step_and_what_it_returned(self, tiny, returned, got):
+        tr = trainer(tiny, reward_fn=lambda texts: returned(len(texts)), steps=2)
+        before = [p.clone() for p in tr.policy.parameters()]
+        message = (
+            r"^step 1: reward_fn: expected one number per text, a \(8,\) tensor or a list of 8 "
+            rf"numbers; got {got}"
+        )
+        with pytest.raises(ValueError, match=message):
+            tr.train(progress=False)
+        assert all(torch.equal(a, b) for a, b in zip(before, tr.policy.parameters()))
+
+    def test_reward_fn_may_return_a_list_of_floats(self, tiny):
+        tr = trainer(tiny, reward_fn=lambda texts: [float(len(t) % 3) for t in texts], steps=1)
+        tr.train(progress=False)
+        assert tr.step == 1
+
+    def test_gold_fn_output(self, tiny):
+        tr = trainer(tiny, gold_fn=lambda texts: "gold", steps=1)
+        with pytest.raises(ValueError, match=r"^step 1: gold_fn: expected one number per text"):
+            tr.train(progress=False)
+
+    def test_nan_reward_names_the_step_and_the_quantity(self, tiny):
+        tr = trainer(tiny, reward_fn=lambda texts: [float("nan")] * len(texts), steps=1)
+        with pytest.raises(FloatingPointError, match="^step 1: reward score is nan"):
+            tr.train(progress=False)
+
+
+class TestResume:
+    def written(self, tiny, root, **kw):
+        tr = trainer(tiny, steps=2, checkpoint_every=1, checkpoint_dir=str(root), **kw)
+        tr.train(progress=False)
+        return tr
+
+    def test_another_config_is_refused_naming_old_and_new_values(self, tiny, tmp_path):
+        self.written(tiny, tmp_path)
+        tr = trainer(
+            tiny, steps=4, checkpoint_every=1, checkpoint_dir=str(tmp_path),
+            batch_size=4, lr=1e-4, beta=0.2,
+        )
+        message = (
+            rf"^resume: {tmp_path / 'step-000002'} was written with another config "
+            r"\(batch_size: 8 -> 4; lr: 0.0003 -> 0.0001; beta: 0.05 -> 0.2\)\. "
+            r"Resume with the checkpoint's values, or give a new checkpoint_dir to start "
+            r"afresh; only steps, checkpoint_every, checkpoint_dir may change on resume$"
+        )
+        before = [p.clone() for p in tr.policy.parameters()]
+        with pytest.raises(ValueError, match=message):
+            tr.train(resume=True, progress=False)
+        assert tr.step == 0
+        assert all(torch.equal(a, b) for a, b in zip(before, tr.policy.parameters()))
+
+    def test_more_steps_may_be_asked_for(self, tiny, tmp_path):
+        self.written(tiny, tmp_path)
+        tr = trainer(tiny, steps=3, checkpoint_every=2, checkpoint_dir=str(tmp_path))
+        tr.train(resume=True, progress=False)
+        assert tr.step == 3 and len(tr.history) == 3
+
+    @pytest.mark.parametrize(
+        "file, damage",
+        [
+            ("policy.safetensors", "truncate"),
+            ("value_head.safetensors", "garbage"),
+            ("trainer_state.pt", "truncate"),
+            ("trainer_state.pt", "empty"),
+        ],
+    )
+    def test_damaged_newest_falls_back_to_the_previous_with_a_warning(
+        self, tiny, tmp_path, file, damage
+    ):
+        self.written(tiny, tmp_path)
+        newest, previous = tmp_path / "step-000002", tmp_path / "step-000001"
+        target = newest / file
+        data = target.read_bytes()
+        target.write_bytes(
+            {"truncate": data[: len(data) // 2], "garbage": b"x" * 64, "empty": b""}[damage]
+        )
+        tr = trainer(tiny, steps=2, checkpoint_every=1, checkpoint_dir=str(tmp_path))
+        with pytest.warns(UserWarning) as caught:
+            assert checkpoint.load_checkpoint(tr, tmp_path)
+        text = str(caught[0].message)
+        assert text.startswith(f"resume: {target} is damaged (")
+        assert text.endswith(f"; resuming from the previous checkpoint {previous}")
+        assert tr.step == 1 and len(tr.history) == 1
+
+    def test_nothing_readable_stops_naming_the_damaged_files(self, tiny, tmp_path):
+        self.written(tiny, tmp_path)
+        for step in ("step-000001", "step-000002"):
+            (tmp_path / step / "policy.safetensors").write_bytes(b"")
+        tr = trainer(tiny, steps=2, checkpoint_every=1, checkpoint_dir=str(tmp_path))
+        message = (
+            rf"^checkpoint_dir: no checkpoint in {tmp_path} can be read: "
+            rf"{tmp_path / 'step-000002' / 'policy.safetensors'} is damaged \(.*\); "
+            rf"{tmp_path / 'step-000001' / 'policy.safetensors'} is damaged"
+        )
+        with pytest.raises(ValueError, match=message):
+            tr.train(resume=True, progress=False)
+
+    def test_files_and_directories_are_fsynced_before_the_rename(self, tiny, tmp_path, monkeypatch):
+        tr = trainer(tiny, steps=1, checkpoint_every=1, checkpoint_dir=str(tmp_path))
+        events = []
+        real_fsync, real_replace, real_open, real_close = os.fsync, os.replace, os.open, os.close
+        names = {}  # fd -> the base name of what it opened
+
+        def record_open(path, flags, *args, **kwargs):
+            fd = real_open(path, flags, *args, **kwargs)
+            names[fd] = os.path.basename(os.fspath(path))
+            return fd
+
+        def record_close(fd):
+            names.pop(fd, None)
+            return real_close(fd)
+
+        def record_fsync(fd):
+            events.append(("fsync", names.get(fd, "latest-file")))
+            return real_fsync(fd)
+
+        def record_replace(src, dst):
+            events.append(("replace", os.path.basename(os.fspath(dst))))
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(checkpoint.os, "open", record_open)
+        monkeypatch.setattr(checkpoint.os, "close", record_close)
+        monkeypatch.setattr(checkpoint.os, "fsync", record_fsync)
+        monkeypatch.setattr(checkpoint.os, "replace", record_replace)
+        checkpoint.save_checkpoint(tr, tmp_path)
+        monkeypatch.undo()
+        tmp_dir = f".tmp-step-000000-{os.getpid()}"
+        assert events == [
+            ("fsync", "policy.safetensors"),
+            ("fsync", "value_head.safetensors"),
+            ("fsync", "trainer_state.pt"),
+            ("fsync", tmp_dir),
+            ("replace", "step-000000"),
+            ("fsync", "latest-file"),
+            ("replace", "latest"),
+            ("fsync", tmp_path.name),
+        ]
