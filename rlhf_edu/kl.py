@@ -29,8 +29,16 @@ def kl_estimate(
 
     With ``logr = ref_logprobs - logprobs`` (Schulman, "Approximating KL Divergence", 2020):
     ``k1 = -logr`` (unbiased, can be negative), ``k2 = logr^2 / 2`` (biased, low variance),
-    ``k3 = exp(logr) - 1 - logr`` (unbiased and always >= 0). Both inputs have the same shape,
-    usually ``(B, T)``; returns that shape. Gradients flow (k3 is also used as a loss term).
+    ``k3 = exp(logr) - 1 - logr`` (unbiased and always >= 0). "Unbiased" is about the value:
+    ``E_{x~pi}[k] = KL(pi || pi_ref)``. Both inputs have the same shape, usually ``(B, T)``;
+    returns that shape.
+
+    Gradients flow, and used as a loss (differentiated through ``logprobs`` with the sampled
+    tokens held fixed, as GRPO does with k3) the expected gradients are NOT all that of
+    ``KL(pi || pi_ref)``: ``E[grad k1] = 0``, ``E[grad k2] = grad KL(pi || pi_ref)``,
+    ``E[grad k3] = grad KL(pi_ref || pi)`` (the reverse direction). Put in the reward instead
+    (a constant times ``grad log pi``, as PPO does), k1 gives ``grad KL(pi || pi_ref)``.
+    Both are shown exactly on a small categorical in the lesson.
 
     Taught in notebooks/05_kl_penalty.ipynb.
     """
@@ -61,7 +69,10 @@ def shaped_rewards(
     0 (Ziegler et al. 2019; Ouyang et al. 2022). ``scores``: ``(B,)`` sequence scores from the
     reward model; ``logprobs``, ``ref_logprobs``, ``mask``: ``(B, T)``, every row with at least
     one valid token; ``beta`` >= 0; ``kind`` as in :func:`kl_estimate`. Returns ``(B, T)``,
-    without gradient (rewards are constants for the update).
+    without gradient (rewards are constants for the update). With ``kind="k1"`` the penalties
+    of a response sum to ``-beta * (log pi(y) - log pi_ref(y))``, whose score-function gradient
+    is ``-beta * grad KL(pi || pi_ref)`` of the sequence; k2 or k3 in the reward estimate the KL's
+    value but their score-function gradient is not that of the KL.
 
     Taught in notebooks/05_kl_penalty.ipynb.
     """

@@ -83,6 +83,43 @@ class TestKlEstimate:
             abs(samples.mean().item() - exact_kl(p_logits, q_logits).item()) > 10 * standard_error
         )
 
+    @pytest.mark.parametrize("seed", range(3))
+    def test_expected_gradients_as_a_loss_and_in_the_reward(self, seed):
+        """Exact sums over a categorical: the gradient claims of kl_estimate's docstring."""
+        gen = torch.Generator().manual_seed(seed)
+        theta = torch.randn(6, generator=gen, dtype=torch.float64)
+        log_ref = torch.randn(6, generator=gen, dtype=torch.float64).log_softmax(-1)
+
+        def grad(f):
+            th = theta.clone().requires_grad_(True)
+            return torch.autograd.grad(f(th), th)[0]
+
+        def as_loss(kind):  # E_pi[grad k(x)], x held fixed
+            return grad(
+                lambda th: (
+                    th.softmax(-1).detach() * kl_estimate(th.log_softmax(-1), log_ref, kind)
+                ).sum()
+            )
+
+        def in_reward(kind):  # E_pi[k(x) grad log pi(x)]
+            return grad(
+                lambda th: (
+                    th.softmax(-1).detach()
+                    * kl_estimate(th.log_softmax(-1), log_ref, kind).detach()
+                    * th.log_softmax(-1)
+                ).sum()
+            )
+
+        forward = grad(lambda th: exact_kl(th, log_ref))  # KL(pi || pi_ref)
+        reverse = grad(lambda th: exact_kl(log_ref, th))  # KL(pi_ref || pi)
+        assert (forward - reverse).abs().max() > 1e-3  # the two directions differ here
+        torch.testing.assert_close(
+            as_loss("k1"), torch.zeros(6, dtype=torch.float64), atol=1e-12, rtol=0
+        )
+        torch.testing.assert_close(as_loss("k2"), forward, atol=1e-12, rtol=0)
+        torch.testing.assert_close(as_loss("k3"), reverse, atol=1e-12, rtol=0)
+        torch.testing.assert_close(in_reward("k1"), forward, atol=1e-12, rtol=0)
+
     def test_rejects_bad_inputs(self):
         lp = torch.zeros(2, 3)
         with pytest.raises(ValueError, match="kind"):
