@@ -92,6 +92,16 @@ def require_fits_context(model, n_tokens: int, max_new_tokens: int, name: str = 
         )
 
 
+def require_prompts_fit(
+    model, attention_mask: torch.Tensor, max_new_tokens: int, name: str = "prompts[{i}]"
+) -> None:
+    """Raise unless the longest prompt (a row of the ``(B, P)`` ``attention_mask``) plus
+    ``max_new_tokens`` fits ``model``'s context; ``name`` is formatted with the row ``i``."""
+    lengths = attention_mask.sum(1)
+    i = int(lengths.argmax())
+    require_fits_context(model, int(lengths[i]), max_new_tokens, name=name.format(i=i))
+
+
 def encode_prompts(tokenizer, prompts: list[str]):
     """Tokenize ``prompts`` left-padded (``input_ids`` and ``attention_mask``, ``(B, P)``).
 
@@ -149,11 +159,7 @@ def sample(
         raise ValueError("tokenizer: expected a pad token distinct from EOS (see presets)")
     device = next(model.parameters()).device
     enc = encode_prompts(tokenizer, prompts)
-    lengths = enc["attention_mask"].sum(1)
-    longest = int(lengths.argmax())
-    require_fits_context(
-        model, int(lengths[longest]), max_new_tokens, name=f"prompts[{longest}]"
-    )
+    require_prompts_fit(model, enc["attention_mask"], max_new_tokens)
     enc = enc.to(device)
     if seed is not None:
         torch.manual_seed(seed)

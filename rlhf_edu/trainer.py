@@ -31,7 +31,14 @@ from . import advantages as adv
 from . import kl, ppo
 from ._checks import require_choice, require_int, require_number, require_texts
 from .checkpoint import load_checkpoint, save_checkpoint
-from .generation import Rollout, require_fits_context, response_logprobs, sample, token_logprobs
+from .generation import (
+    Rollout,
+    encode_prompts,
+    require_prompts_fit,
+    response_logprobs,
+    sample,
+    token_logprobs,
+)
 from .scoring import check_scores
 from .value_head import ValueHead, response_hidden_states
 
@@ -189,14 +196,11 @@ class PPOTrainer:
         for name, fn in (("reward_fn", reward_fn), ("gold_fn", gold_fn)):
             if not callable(fn) and not (name == "gold_fn" and fn is None):
                 raise ValueError(f"{name}: expected a function texts -> scores, got {fn!r:.40}")
-        # the longest prompt plus max_new_tokens must fit the policy's context
-        lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
-        longest = max(range(len(prompts)), key=lengths.__getitem__)
-        require_fits_context(
+        require_prompts_fit(  # the longest prompt plus max_new_tokens must fit the context
             policy,
-            lengths[longest],
+            encode_prompts(tokenizer, prompts)["attention_mask"],
             config.max_new_tokens,
-            name=f"max_new_tokens (with the longest prompt, prompts[{longest}])",
+            name="max_new_tokens (with the longest prompt, prompts[{i}])",
         )
         self.config = config
         self.policy = policy

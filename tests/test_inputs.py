@@ -124,6 +124,11 @@ class TestTrainerInputs:
             trainer(tiny, prompts=prompts, max_new_tokens=200)
         trainer(tiny, prompts=prompts, max_new_tokens=128 - longest)  # just fits
 
+    def test_an_empty_prompt_counts_its_bos_token(self, tiny):
+        with pytest.raises(ValueError, match=r"prompts\[0\]\): 1 prompt tokens .* at most 127$"):
+            trainer(tiny, prompts=[""], max_new_tokens=128)
+        trainer(tiny, prompts=[""], max_new_tokens=127)
+
     def test_a_prompt_too_long_for_max_new_tokens(self, tiny):
         long = "the plot was good . " * 30
         with pytest.raises(ValueError, match=r"prompts\[2\]\): \d+ prompt tokens \+ max_new_"):
