@@ -117,7 +117,7 @@ def require_device(value: object, name: str = "device") -> torch.device | None:
 
     Accepts a ``torch.device`` or a string such as ``"cpu"``, ``"cuda"`` or ``"cuda:1"``;
     None is returned as None (the caller picks its default). Only the spelling is checked
-    here: whether that device is present is torch's to say when a tensor is moved there.
+    here: whether this machine has that GPU is torch's to say when a model is moved there.
     """
     if value is None:
         return None

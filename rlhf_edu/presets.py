@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from . import corpus
+from ._checks import require_device
 from .judge import GoldJudge
 from .scoring import RewardModel
 
@@ -203,7 +204,7 @@ def load_preset(
         raise ValueError(f"name: expected one of {PRESETS}, got {name!r}")
     if not (isinstance(n_prompts, int) and n_prompts >= 1):
         raise ValueError(f"n_prompts: expected a positive int, got {n_prompts!r}")
-    device = torch.device(device) if device is not None else default_device()
+    device = require_device(device) or default_device()  # names `device` and the choices
     if name == "auto":
         name = "gpt2-imdb" if device.type == "cuda" else "tiny"
         if name == "gpt2-imdb" and not hub_reachable():

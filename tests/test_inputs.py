@@ -281,3 +281,34 @@ class TestResume:
             ("replace", "latest"),
             ("fsync", tmp_path.name),
         ]
+
+
+# -- devices --------------------------------------------------------------------------------
+
+from rlhf_edu._checks import require_device  # noqa: E402
+from rlhf_edu.presets import load_preset  # noqa: E402
+
+DEVICE_CHOICES = r"expected one of \['cpu', 'cuda', 'mps'\] \(or 'cuda:N'\), a torch.device or None"
+
+
+class TestDevices:
+    @pytest.mark.parametrize("device", ["gpu", "cuda:x", "CPU", "", "tpu"])
+    def test_unknown_device_string(self, device):
+        with pytest.raises(ValueError, match=rf"^device: {DEVICE_CHOICES}, got '{device}'$"):
+            load_preset("tiny", device=device)
+
+    @pytest.mark.parametrize("device, got", [(0, "int"), (["cpu"], "list")])
+    def test_device_of_another_type(self, device, got):
+        with pytest.raises(ValueError, match=rf"^device: {DEVICE_CHOICES}, got {got}$"):
+            load_preset("tiny", device=device)
+
+    def test_setup_names_device(self):
+        from rlhf_edu.notebook import setup
+
+        with pytest.raises(ValueError, match=rf"^device: {DEVICE_CHOICES}, got 'gpu'$"):
+            setup("tiny", device="gpu")
+
+    @pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:1", "mps", torch.device("cpu")])
+    def test_known_spellings_pass(self, device):
+        assert require_device(device) == torch.device(device)
+        assert require_device(None) is None
