@@ -70,6 +70,9 @@ class PPOConfig:
     """Passes over each batch. Usually 1-4: more reuses samples, but ratios drift further."""
     lr: float = 3e-4
     """AdamW learning rate. GPT-2 small: 1.41e-5; the tiny policy tolerates ~1e-4 to 1e-3."""
+    weight_decay: float = 0.0
+    """AdamW's decoupled weight decay on the policy and the value head. 0 as in TRL (torch's
+    AdamW alone would use 0.01, which pulls every weight toward 0, also away from the reference)."""
     clip_eps: float = 0.2
     """Policy clip range eps in clip(r, 1-eps, 1+eps). Usually 0.1 to 0.3."""
     clip_range_value: float = 0.2
@@ -96,9 +99,12 @@ class PPOConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm. Usually 0.5 to 1."""
     max_new_tokens: int = 24
-    """Response length limit (tokens). TRL's gpt2-sentiment example: 4-16."""
-    min_new_tokens: int = 1
-    """Shortest response: the limit for a step is drawn uniformly in [min, max]."""
+    """Response length limit (tokens): every response may run this long, as in TRL's PPO."""
+    min_new_tokens: int | None = None
+    """None (default): no random cap, every step samples up to ``max_new_tokens``. An int asks
+    for a random cap: each step's length limit is drawn uniformly from [min_new_tokens,
+    max_new_tokens] (TRL's old gpt2-sentiment example drew 4-16 on purpose, for varied lengths;
+    ``GPT2_SENTIMENT`` keeps it). Not a minimum response length: EOS may still come earlier."""
     temperature: float = 1.0
     """Sampling temperature; the log-probs are of logits / temperature."""
     top_k: int = 0
@@ -122,9 +128,10 @@ class PPOConfig:
             "ppo_epochs",
             "max_new_tokens",
             "kl_horizon",
-            "min_new_tokens",
         ):
             require_int(name, getattr(self, name), 1)
+        if self.min_new_tokens is not None:
+            require_int("min_new_tokens", self.min_new_tokens, 1)
         for name in ("top_k", "checkpoint_every", "seed"):
             require_int(name, getattr(self, name), 0)
         if self.batch_size % self.mini_batch_size:
@@ -132,7 +139,7 @@ class PPOConfig:
                 f"mini_batch_size: expected a divisor of batch_size={self.batch_size}, "
                 f"got {self.mini_batch_size}"
             )
-        if self.min_new_tokens > self.max_new_tokens:
+        if self.min_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
             raise ValueError(
                 f"min_new_tokens: expected <= max_new_tokens={self.max_new_tokens}, "
                 f"got {self.min_new_tokens}"
@@ -140,7 +147,7 @@ class PPOConfig:
         require_number("clip_eps", self.clip_eps, 0, 1, low_open=True, high_open=True)
         for name in ("clip_range_value", "lr", "temperature"):
             require_number(name, getattr(self, name), 0, low_open=True)
-        for name in ("beta", "vf_coef", "ent_coef", "max_grad_norm"):
+        for name in ("beta", "vf_coef", "ent_coef", "max_grad_norm", "weight_decay"):
             require_number(name, getattr(self, name), 0)
         for name in ("gamma", "lam"):
             require_number(name, getattr(self, name), 0, 1)
@@ -221,7 +228,9 @@ class PPOTrainer:
         self.policy.eval()
         self.ref_policy.eval()
         params = list(self.policy.parameters()) + list(self.value_head.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, eps=1e-5)
+        self.optimizer = torch.optim.AdamW(
+            params, lr=config.lr, eps=1e-5, weight_decay=config.weight_decay
+        )
         self.kl_ctl = (
             kl.AdaptiveKLController(config.beta, config.kl_target, config.kl_horizon)
             if config.kl_target is not None
@@ -272,9 +281,11 @@ class PPOTrainer:
         t0 = time.perf_counter()
         step = self.step + 1
         # 1. sample responses, keeping their log-probs (the "old" policy is the current one)
-        length = int(
-            torch.randint(c.min_new_tokens, c.max_new_tokens + 1, (1,), generator=self.generator)
-        )
+        length = c.max_new_tokens
+        if c.min_new_tokens is not None:  # a random length cap, only when asked for
+            length = int(
+                torch.randint(c.min_new_tokens, length + 1, (1,), generator=self.generator)
+            )
         roll = sample(
             self.policy,
             self.tokenizer,
@@ -304,7 +315,8 @@ class PPOTrainer:
             t_reward = time.perf_counter()
             # 4. KL-shaped per-token rewards
             beta = self.kl_ctl.beta
-            kl_t = kl.kl_estimate(old_logprobs, ref_logprobs, kind="k1") * mask
+            # the per-token KL estimate that is penalised (kl_kind), once: logged as objective/kl
+            kl_t = kl.kl_estimate(old_logprobs, ref_logprobs, kind=c.kl_kind) * mask
             rewards = kl.shaped_rewards(
                 scores, old_logprobs, ref_logprobs, mask, beta, kind=c.kl_kind
             )
@@ -353,8 +365,9 @@ class PPOTrainer:
                 )
         t_opt = time.perf_counter()
         # 7. metrics (TRL's names), KL controller update
-        seq_kl = (kl_t).sum(1)
-        non_score = (-beta * kl.kl_estimate(old_logprobs, ref_logprobs, c.kl_kind) * mask).sum(1)
+        seq_kl = kl_t.sum(1)  # the penalised estimator summed over each response
+        non_score = -beta * seq_kl
+        log_ratio = ((old_logprobs - ref_logprobs) * mask).sum(1)  # k1's sum: log pi(y)/pi_ref(y)
 
         def avg(key):
             return sum(s[key] for s in stats) / len(stats)
@@ -363,6 +376,7 @@ class PPOTrainer:
             "step": step,
             "episode": step * c.batch_size,
             "objective/kl": seq_kl.mean().item(),
+            "objective/kl_k1": log_ratio.mean().item(),
             "objective/entropy": (-old_logprobs * mask).sum(1).mean().item(),
             "objective/non_score_reward": non_score.mean().item(),
             "objective/rlhf_reward": (scores + non_score).mean().item(),

@@ -66,6 +66,8 @@ class TestConfig:
             ({"batch_size": 64.0}, "batch_size"),
             ({"min_new_tokens": 30, "max_new_tokens": 24}, "min_new_tokens"),
             ({"missing_eos_penalty": float("nan")}, "missing_eos_penalty"),
+            ({"min_new_tokens": 0}, "min_new_tokens"),
+            ({"weight_decay": -0.01}, "weight_decay"),
         ],
     )
     def test_bad_values_name_the_field(self, kw, name):
@@ -113,6 +115,56 @@ class TestStep:
             for a, b in zip(tr.policy.parameters(), tiny.ref_policy.parameters())
         )
         assert changed
+
+
+class TestLengthsKlAndDecay:
+    def lengths_sampled(self, tiny, monkeypatch, steps, **kw):
+        """The length limit the trainer passes to sample() at each step."""
+        import rlhf_edu.trainer as trainer_module
+
+        limits, original = [], trainer_module.sample
+
+        def spy(*args, **kwargs):
+            limits.append(kwargs["max_new_tokens"])
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(trainer_module, "sample", spy)
+        make(tiny, steps=steps, ppo_epochs=1, **kw).train(progress=False)
+        return limits
+
+    def test_default_samples_every_response_to_full_length(self, tiny, monkeypatch):
+        assert PPOConfig().min_new_tokens is None
+        assert self.lengths_sampled(tiny, monkeypatch, 4) == [SMALL["max_new_tokens"]] * 4
+
+    def test_random_cap_only_when_asked(self, tiny, monkeypatch):
+        limits = self.lengths_sampled(tiny, monkeypatch, 6, min_new_tokens=2)
+        assert all(2 <= n <= SMALL["max_new_tokens"] for n in limits)
+        assert len(set(limits)) > 1
+
+    @pytest.mark.parametrize("kind", ["k1", "k3"])
+    def test_objective_kl_is_the_penalised_estimator(self, tiny, kind):
+        from rlhf_edu.generation import response_logprobs
+        from rlhf_edu.kl import kl_estimate
+
+        tr = make(tiny, steps=2, kl_kind=kind, beta=0.1)
+        tr.ppo_step()  # move the policy away from the reference
+        m = tr.ppo_step()
+        roll = tr.last_rollout
+        with torch.no_grad():
+            ref_logprobs = response_logprobs(tiny.ref_policy, roll)
+        mask = roll.mask.float()
+        penalised = (kl_estimate(roll.logprobs, ref_logprobs, kind) * mask).sum(1).mean().item()
+        log_ratio = ((roll.logprobs - ref_logprobs) * mask).sum(1).mean().item()
+        assert m["objective/kl"] == pytest.approx(penalised, rel=1e-4, abs=1e-6)
+        assert m["objective/kl_k1"] == pytest.approx(log_ratio, rel=1e-4, abs=1e-6)
+        assert m["objective/non_score_reward"] == pytest.approx(-0.1 * m["objective/kl"], rel=1e-5)
+        if kind == "k3":  # k3 and k1 differ once the policy has moved
+            assert abs(m["objective/kl"] - m["objective/kl_k1"]) > 1e-4
+
+    def test_weight_decay_is_a_field_passed_to_adamw(self, tiny):
+        assert PPOConfig().weight_decay == 0.0  # TRL's default, not AdamW's 0.01
+        assert make(tiny).optimizer.param_groups[0]["weight_decay"] == 0.0
+        assert make(tiny, weight_decay=0.05).optimizer.param_groups[0]["weight_decay"] == 0.05
 
 
 class TestNonFinite:
