@@ -26,3 +26,13 @@ def trl_ppo():
     from trl.experimental.ppo import ppo_trainer
 
     return ppo_trainer
+
+
+@pytest.fixture(scope="session")
+def standin_mirror(tmp_path_factory):
+    """The GPU preset's stand-in mirror in the hub's layout (tests/standin.py), built once."""
+    from standin import build_mirror
+
+    root = tmp_path_factory.mktemp("standin") / "mirror"
+    build_mirror(root)
+    return root
