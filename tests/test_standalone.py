@@ -17,6 +17,18 @@ interpreter's site-packages directory as a plain path line: that puts the depend
 ``.pth`` files inside it, so the repo's editable-install finder is never installed. Each
 run checks that ``rlhf_edu.__file__`` is inside the new venv and not the repo.
 
+Not stalling: each cell runs under a watch (:func:`_watched`). nbclient waits for the
+kernel's reply on ``zmq.asyncio`` sockets, whose file descriptor is edge-triggered; a wake-up
+lost there leaves it asleep with the reply already in its socket until the cell timeout, when
+its last poll finds the reply and the cell passes, a whole cell timeout after it was sent.
+That has every mark of the stall of issue 12 (lesson 05 took 1,005 s instead of about 100:
+the kernel idle, the client waiting, then "ok"), and
+:func:`test_a_lost_wake_up_costs_a_second_not_the_cell_timeout` makes it happen on purpose;
+what dropped the wake-up in that run is not known. The watch re-reads the client's sockets
+every WATCH_S, so such a loss costs about a second, and fails the cell by name if the kernel
+idles with a reply pending. Per-cell times go to
+``test-artifacts/standalone-<lesson>-timings.json``, pass or fail.
+
     .venv/bin/python -m pytest tests/test_standalone.py -v -s
 """
 
@@ -57,8 +69,9 @@ WATCH_S = 1.0
 # (an idle kernel uses about 0.01 s a minute; a working one, even on a loaded machine, 10+ s).
 IDLE_LIMIT_S = 90
 IDLE_CPU_S = 0.5
-# Both passes of one notebook (the slowest, 08, takes about 5 minutes on 2 quiet cores).
-NOTEBOOK_BUDGET_S = 1800
+# Both passes of one notebook: a backstop for CI, not a stall detector (the slowest, 08,
+# takes about 5 minutes on 2 quiet cores and several times that on a loaded machine).
+NOTEBOOK_BUDGET_S = 3600
 
 pytestmark = [pytest.mark.slow, SKIP]
 
