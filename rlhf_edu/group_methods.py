@@ -13,15 +13,17 @@ number per sequence, broadcast to all its tokens. No value head, no GAE. One ste
    (Ahmadian et al. 2024); GRPO keeps ``r = score``;
 5. sequence advantages within each group (GRPO: ``(r - mean) / (std + 1e-4)``, or
    ``r - mean`` with ``scale_rewards=False``; RLOO: ``r - mean of the others``), broadcast over
-   the valid tokens;
+   the valid tokens; with ``drop_zero_std_groups`` the groups whose rewards are all equal are
+   left out of step 6 (DAPO's dynamic sampling);
 6. ``epochs`` epochs of shuffled minibatches: the per-token loss is minus PPO's clipped
-   surrogate (:func:`rlhf_edu.ppo.clipped_surrogate`), plus ``beta * k3`` for GRPO, the KL as
-   a loss term (Shao et al. 2024, DeepSeekMath, eq. 3-4); it is reduced to one number by
+   surrogate (:func:`rlhf_edu.ppo.clipped_surrogate`; ``clip_eps_high`` for DAPO's clip-higher;
+   GSPO's sequence ratio with ``importance_sampling="sequence"``), plus ``beta * k3`` for GRPO,
+   the KL as a loss term (Shao et al. 2024, DeepSeekMath, eq. 3-4); it is reduced to one number by
    ``loss_aggregation`` (:func:`rlhf_edu.advantages.masked_aggregate`: GRPO's per-sequence mean
    by default, PPO's token mean, or Dr. GRPO's constant); one AdamW step per minibatch;
 7. metrics (named as TRL names PPO's).
 
-Taught in notebooks/08_beyond_ppo.ipynb.
+Taught in notebooks/08_beyond_ppo.ipynb; the knobs one at a time in notebooks/10_after_ppo.ipynb.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from .advantages import LOSS_AGGREGATIONS, masked_aggregate
 from .beyond import GROUP_KINDS, group_advantages
 from .generation import response_logprobs, sample
 from .trainer import _check_finite
+
+IMPORTANCE_SAMPLING = ("token", "sequence")
 
 
 @dataclass
@@ -62,6 +66,18 @@ class GroupConfig:
     """AdamW learning rate. The tiny policy tolerates ~1e-4 to 1e-3."""
     clip_eps: float = 0.2
     """Policy clip range eps in clip(r, 1-eps, 1+eps). Usually 0.1 to 0.3."""
+    clip_eps_high: float | None = None
+    """None: the upper range is ``clip_eps``. A number: clip(r, 1-eps, 1+eps_high), DAPO's
+    clip-higher (Yu et al. 2025: 0.28 with eps = 0.2); see :func:`rlhf_edu.ppo.clipped_surrogate`."""
+    importance_sampling: str = "token"
+    """``"token"``: PPO's per-token ratio (GRPO). ``"sequence"``: GSPO's one ratio per response,
+    the geometric mean of its token ratios (Zheng et al. 2025, :func:`rlhf_edu.ppo.sequence_ratio`;
+    GSPO clips it at eps ~ 3e-4 to 4e-4)."""
+    drop_zero_std_groups: bool = False
+    """True: groups whose responses all got the same reward (advantage 0 for each) are left out
+    of the update, the part of DAPO's dynamic sampling that fits a fixed budget (DAPO also draws
+    more prompts to refill the batch; here the batch just shrinks). ``objective/frac_zero_std``
+    is logged either way."""
     beta: float = 0.05
     """KL weight: a k3 loss term (GRPO) or a penalty in the reward (RLOO). Usually 0 to 0.1."""
     max_new_tokens: int = 24
@@ -107,6 +123,13 @@ class GroupConfig:
                 f"{self.batch_size}, got {self.mini_batch_size}"
             )
         require_number("clip_eps", self.clip_eps, 0, 1, low_open=True, high_open=True)
+        if self.clip_eps_high is not None:
+            require_number("clip_eps_high", self.clip_eps_high, 0, low_open=True)
+        require_choice("importance_sampling", self.importance_sampling, IMPORTANCE_SAMPLING)
+        if not isinstance(self.drop_zero_std_groups, bool):
+            raise ValueError(
+                f"drop_zero_std_groups: expected True or False, got {self.drop_zero_std_groups!r}"
+            )
         for name in ("lr", "temperature"):
             require_number(name, getattr(self, name), 0, low_open=True)
         for name in ("beta", "max_grad_norm"):
@@ -203,21 +226,30 @@ class GroupTrainer:
             # 5. one advantage per sequence, relative to its group, broadcast to its tokens
             seq_advantages = group_advantages(rewards, G, self.kind, c.scale_rewards)  # (B,)
             advantages = seq_advantages[:, None] * mask  # (B, T)
+            zero_std = rewards.view(-1, G).std(1) == 0  # (prompts,): no signal in these groups
+            # DAPO's dynamic sampling: train only on the rows of groups with a signal
+            keep = (~zero_std).repeat_interleave(G) if c.drop_zero_std_groups else None
         t_reward = time.perf_counter()
         # 6. epochs of shuffled minibatches: minus the clipped objective (+ beta * k3 for GRPO)
         #    per token, aggregated by c.loss_aggregation
         stats = []
-        for _ in range(c.epochs):
-            order = torch.randperm(len(roll), generator=self.generator)
-            for start in range(0, len(roll), c.mini_batch_size):
+        rows = torch.arange(len(roll)) if keep is None else keep.nonzero().view(-1).cpu()
+        for _ in range(c.epochs if len(rows) else 0):
+            order = rows[torch.randperm(len(rows), generator=self.generator)]
+            for start in range(0, len(rows), c.mini_batch_size):
                 i = order[start : start + c.mini_batch_size].to(self.device)
                 mb = roll.select(i)
                 T = int(mb.mask.sum(1).max())  # trim the padding this minibatch doesn't need
                 mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
                 m = mask[i, :T]
                 logprobs = response_logprobs(self.policy, mb, temperature=c.temperature)
-                ratio = ppo.probability_ratio(logprobs, old_logprobs[i, :T])
-                pg_losses = -ppo.clipped_surrogate(ratio, advantages[i, :T], c.clip_eps)
+                if c.importance_sampling == "sequence":  # GSPO: one ratio per response
+                    ratio = ppo.sequence_ratio(logprobs, old_logprobs[i, :T], m)
+                else:
+                    ratio = ppo.probability_ratio(logprobs, old_logprobs[i, :T])
+                pg_losses = -ppo.clipped_surrogate(
+                    ratio, advantages[i, :T], c.clip_eps, c.clip_eps_high
+                )
                 pg_loss = masked_aggregate(pg_losses, m, c.loss_aggregation, c.max_new_tokens)
                 loss = pg_loss
                 kl_loss = torch.zeros(())
@@ -226,8 +258,13 @@ class GroupTrainer:
                     kl_loss = masked_aggregate(k3, m, c.loss_aggregation, c.max_new_tokens)
                     loss = pg_loss + c.beta * kl_loss
                 with torch.no_grad():  # clipfrac, approx_kl, ratio_mean over the valid tokens
-                    _, pg_stats = ppo.policy_loss(
-                        logprobs.detach(), old_logprobs[i, :T], advantages[i, :T], m, c.clip_eps
+                    _, pg_stats = ppo.policy_loss(  # per-token ratio stats, also under GSPO
+                        logprobs.detach(),
+                        old_logprobs[i, :T],
+                        advantages[i, :T],
+                        m,
+                        c.clip_eps,
+                        c.clip_eps_high,
                     )
                 _check_finite(step, "loss", loss.detach())
                 self.optimizer.zero_grad(set_to_none=True)
@@ -238,6 +275,10 @@ class GroupTrainer:
         t_opt = time.perf_counter()
 
         # 7. metrics (TRL's PPO names where they exist)
+        if not stats:  # every group dropped: no update this step, nothing moved
+            stats = [{"clipfrac": 0.0, "approx_kl": 0.0, "ratio_mean": 1.0, "pg_loss": 0.0,
+                      "kl_loss": 0.0}]  # fmt: skip
+
         def avg(key):
             return sum(s[key] for s in stats) / len(stats)
 
@@ -248,7 +289,7 @@ class GroupTrainer:
             "objective/entropy": (-old_logprobs * mask).sum(1).mean().item(),
             "objective/scores": scores.mean().item(),
             "objective/rlhf_reward": (scores - c.beta * seq_kl).mean().item(),
-            "objective/frac_zero_std": (rewards.view(-1, G).std(1) == 0).float().mean().item(),
+            "objective/frac_zero_std": zero_std.float().mean().item(),
             "policy/approxkl_avg": avg("approx_kl"),
             "policy/clipfrac_avg": avg("clipfrac"),
             "loss/policy_avg": avg("pg_loss"),

@@ -29,24 +29,57 @@ def probability_ratio(logprobs: torch.Tensor, old_logprobs: torch.Tensor) -> tor
 
 
 def clipped_surrogate(
-    ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float = 0.2
+    ratio: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_eps: float = 0.2,
+    clip_eps_high: float | None = None,
 ) -> torch.Tensor:
     """Compute PPO's per-element clipped surrogate objective (to maximise).
 
-    ``L_t = min(r_t * A_t, clip(r_t, 1 - eps, 1 + eps) * A_t)`` (Schulman et al. 2017, eq. 7):
-    the pessimistic one of the plain and clipped terms, so once the ratio has moved past
-    ``1 +- eps`` in the direction the advantage favours, the gradient is 0. ``ratio`` and
-    ``advantages`` have the same shape; ``clip_eps`` in (0, 1). Returns that shape.
+    ``L_t = min(r_t * A_t, clip(r_t, 1 - eps, 1 + eps_high) * A_t)`` (Schulman et al. 2017, eq. 7,
+    where ``eps_high = eps``): the pessimistic one of the plain and clipped terms, so once the
+    ratio has moved past the range in the direction the advantage favours, the gradient is 0.
+    ``ratio`` and ``advantages`` have the same shape; ``clip_eps`` in (0, 1). ``clip_eps_high``
+    (None: the same as ``clip_eps``) is a separate upper range, > 0: DAPO's clip-higher (Yu et al.
+    2025, eps_high = 0.28 with eps = 0.2) lets an unlikely token with a positive advantage grow
+    further before its gradient stops. Returns that shape.
 
-    Taught in notebooks/04_ratios_and_clipping.ipynb.
+    Taught in notebooks/04_ratios_and_clipping.ipynb; clip-higher in notebooks/10_after_ppo.ipynb.
     """
     ratio = require_float_tensor("ratio", ratio)
     advantages = require_float_tensor("advantages", advantages)
     require_same_shape("advantages", advantages, "ratio", ratio)
     clip_eps = require_number("clip_eps", clip_eps, 0.0, 1.0, low_open=True, high_open=True)
+    high = clip_eps
+    if clip_eps_high is not None:
+        high = require_number("clip_eps_high", clip_eps_high, 0.0, low_open=True)
     unclipped = ratio * advantages
-    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + high) * advantages
     return torch.min(unclipped, clipped)
+
+
+def sequence_ratio(
+    logprobs: torch.Tensor, old_logprobs: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Compute GSPO's sequence-level importance ratio, broadcast to the response's tokens.
+
+    ``s_i = exp((1/|y_i|) sum_t mask_it (logprobs_it - old_logprobs_it))`` (Zheng et al. 2025,
+    GSPO, eq. 7): the geometric mean of the per-token ratios of response ``i``, one number per
+    response, so every token of a response is clipped (or not) together. All inputs ``(B, T)``
+    with a 0/1 prefix ``mask``, each row with at least one valid token. Returns ``(B, T)``: ``s_i``
+    on row ``i``'s valid tokens, 1 on padding.
+
+    Taught in notebooks/10_after_ppo.ipynb.
+    """
+    logprobs = require_float_tensor("logprobs", logprobs)
+    old_logprobs = require_float_tensor("old_logprobs", old_logprobs)
+    require_same_shape("old_logprobs", old_logprobs, "logprobs", logprobs)
+    valid = require_mask("mask", mask, logprobs.shape)
+    lengths = valid.sum(dim=1, keepdim=True)
+    if bool((lengths == 0).any()):
+        raise ValueError("mask: expected at least one valid token in every row")
+    mean_logratio = ((logprobs - old_logprobs) * valid).sum(dim=1, keepdim=True) / lengths
+    return torch.where(valid.bool(), torch.exp(mean_logratio).expand_as(logprobs), 1.0)
 
 
 def policy_loss(
@@ -55,6 +88,7 @@ def policy_loss(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     clip_eps: float = 0.2,
+    clip_eps_high: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Compute PPO's clipped policy loss over the valid tokens (Schulman et al. 2017).
 
@@ -63,6 +97,8 @@ def policy_loss(
     ``loss`` a 0-dim tensor; ``stats`` python floats over valid tokens:
     ``clipfrac`` (fraction where the clipped term is taken and differs), ``approx_kl``
     (``0.5 * mean((logprobs - old_logprobs)^2)``, the k2 estimate TRL logs) and ``ratio_mean``.
+    ``clip_eps_high`` (None: ``clip_eps``) is the separate upper range of
+    :func:`clipped_surrogate` (DAPO's clip-higher).
 
     Taught in notebooks/04_ratios_and_clipping.ipynb.
     """
@@ -70,7 +106,7 @@ def policy_loss(
     advantages = require_float_tensor("advantages", advantages)
     require_same_shape("advantages", advantages, "logprobs", logprobs)
     valid = require_mask("mask", mask, logprobs.shape)
-    objective = clipped_surrogate(ratio, advantages, clip_eps)
+    objective = clipped_surrogate(ratio, advantages, clip_eps, clip_eps_high)
     loss = -_masked_mean(objective, valid)
     with torch.no_grad():
         logratio = logprobs - old_logprobs
