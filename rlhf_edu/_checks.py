@@ -109,6 +109,13 @@ def require_texts(name: str, texts: object) -> list[str]:
     return list(texts)
 
 
+def require_callable(name: str, value: object, what: str = "a function") -> object:
+    """Return ``value`` if it can be called; otherwise name ``name`` and ``what`` was expected."""
+    if not callable(value):
+        raise ValueError(f"{name}: expected {what}, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 

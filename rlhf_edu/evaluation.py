@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import require_int
 from .generation import response_logprobs, sample
 from .kl import kl_estimate
 
@@ -20,11 +21,15 @@ def evaluate_policy(
 
     Returns a dict: ``score`` (mean reward-model score), ``gold`` (mean gold score, or None),
     ``kl`` (mean per-sequence KL from the reference, ``sum_t k1``), and the ``texts``.
+    ``max_new_tokens=None`` takes the preset's; ``seed`` and ``max_new_tokens`` are checked
+    as :func:`~rlhf_edu.generation.sample` checks them.
     """
-    if not (isinstance(n_prompts, int) and 1 <= n_prompts <= len(preset.prompts)):
+    if require_int("n_prompts", n_prompts, 1) > len(preset.prompts):
         raise ValueError(
             f"n_prompts: expected an int in [1, {len(preset.prompts)}], got {n_prompts!r}"
         )
+    if max_new_tokens is None:
+        max_new_tokens = preset.max_new_tokens
     was_training = policy.training
     policy.eval()
     devices = [preset.device] if preset.device.type == "cuda" else []
@@ -33,7 +38,7 @@ def evaluate_policy(
             policy,
             preset.tokenizer,
             preset.prompts[:n_prompts],
-            max_new_tokens=max_new_tokens or preset.max_new_tokens,
+            max_new_tokens=max_new_tokens,
             seed=seed,
         )
     policy.train(was_training)

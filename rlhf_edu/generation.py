@@ -84,11 +84,15 @@ def require_fits_context(model, n_tokens: int, max_new_tokens: int, name: str = 
     """Raise unless a prompt of ``n_tokens`` plus ``max_new_tokens`` fits ``model``'s context."""
     limit = context_length(model)
     if limit is not None and n_tokens + max_new_tokens > limit:
-        shorten = f"shorten the prompt to at most {limit - max_new_tokens} tokens or "
+        remedies = []
+        if max_new_tokens < limit:
+            remedies.append(f"shorten the prompt to at most {limit - max_new_tokens} tokens")
+        if n_tokens < limit:
+            remedies.append(f"lower max_new_tokens to at most {limit - n_tokens}")
         raise ValueError(
             f"{name}: {n_tokens} prompt tokens + max_new_tokens={max_new_tokens} do not fit the "
-            f"model's context of {limit} positions; {shorten if max_new_tokens < limit else ''}"
-            f"lower max_new_tokens to at most {limit - n_tokens}"
+            f"model's context of {limit} positions; "
+            + (" or ".join(remedies) or "shorten the prompt and lower max_new_tokens")
         )
 
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from . import advantages as adv
 from . import kl, ppo
-from ._checks import require_choice, require_int, require_number, require_texts
+from ._checks import require_callable, require_choice, require_int, require_number, require_texts
 from .checkpoint import load_checkpoint, save_checkpoint
 from .generation import (
     Rollout,
@@ -200,9 +200,9 @@ class PPOTrainer:
         value_head: ValueHead | None = None,
     ):
         prompts = require_texts("prompts", prompts)
-        for name, fn in (("reward_fn", reward_fn), ("gold_fn", gold_fn)):
-            if not callable(fn) and not (name == "gold_fn" and fn is None):
-                raise ValueError(f"{name}: expected a function texts -> scores, got {fn!r:.40}")
+        require_callable("reward_fn", reward_fn, "a function texts -> scores")
+        if gold_fn is not None:
+            require_callable("gold_fn", gold_fn, "a function texts -> scores, or None")
         require_prompts_fit(  # the longest prompt plus max_new_tokens must fit the context
             policy,
             encode_prompts(tokenizer, prompts)["attention_mask"],

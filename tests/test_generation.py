@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from rlhf_edu.generation import encode_prompts, response_logprobs, response_mask, sample
+from rlhf_edu.generation import (
+    encode_prompts,
+    require_fits_context,
+    response_logprobs,
+    response_mask,
+    sample,
+)
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +134,7 @@ class TestPrompts:
         assert n > 128
         message = (
             rf"^prompts\[1\]: {n} prompt tokens \+ max_new_tokens=4 do not fit the model's "
-            rf"context of 128 positions; shorten the prompt to at most 124 tokens or lower "
-            rf"max_new_tokens to at most {128 - n}$"
+            r"context of 128 positions; shorten the prompt to at most 124 tokens$"
         )
         with pytest.raises(ValueError, match=message):
             sample(tiny.policy, tiny.tokenizer, ["the plot", long], max_new_tokens=4)
@@ -142,6 +147,14 @@ class TestPrompts:
         )
         with pytest.raises(ValueError, match=message):
             sample(tiny.policy, tiny.tokenizer, ["the plot"], max_new_tokens=128)
+
+    def test_prompt_and_max_new_tokens_each_too_long(self, tiny):
+        message = (
+            r"^prompts: 200 prompt tokens \+ max_new_tokens=300 do not fit the model's context "
+            r"of 128 positions; shorten the prompt and lower max_new_tokens$"
+        )
+        with pytest.raises(ValueError, match=message):
+            require_fits_context(tiny.policy, 200, 300)
 
     def test_prompt_that_just_fits(self, tiny):
         n = len(tiny.tokenizer("the plot")["input_ids"])

@@ -5,10 +5,24 @@ inputs a PPO trainer checks when it is built or resumed. Module-specific cases l
 test file of their module (tests/test_generation.py for prompts and sampling arguments).
 """
 
+import os
+
 import pytest
 import torch
 
+from rlhf_edu import checkpoint
+from rlhf_edu._checks import require_device
+from rlhf_edu.evaluation import evaluate_policy
+from rlhf_edu.exercises.advantages import check_gae
+from rlhf_edu.exercises.clipping import check_clipped_surrogate
+from rlhf_edu.exercises.kl import check_k3
+from rlhf_edu.exercises.reinforce import check_reinforce_loss
+from rlhf_edu.exercises.reward_model import check_pairwise_loss
+from rlhf_edu.exercises.sampling import check_sequence_logprob
 from rlhf_edu.judge import GoldJudge, gold_score, gold_scores
+from rlhf_edu.presets import load_preset
+from rlhf_edu.trainer import PPOConfig, PPOTrainer
+from rlhf_edu.widgets.sampling import next_token_probs
 
 BAD_TEXTS = [
     ([], r"^texts: expected a non-empty list of strings, got an empty list$"),
@@ -71,11 +85,6 @@ class TestTextsToScore:
 
 # -- the PPO trainer: prompts, context, reward functions, resumed runs -----------------------
 
-import os  # noqa: E402
-import warnings  # noqa: E402
-
-from rlhf_edu import checkpoint  # noqa: E402
-from rlhf_edu.trainer import PPOConfig, PPOTrainer  # noqa: E402
 
 SMALL = {"batch_size": 8, "mini_batch_size": 4, "ppo_epochs": 1, "max_new_tokens": 6}
 
@@ -180,8 +189,13 @@ class TestResume:
     def test_another_config_is_refused_naming_old_and_new_values(self, tiny, tmp_path):
         self.written(tiny, tmp_path)
         tr = trainer(
-            tiny, steps=4, checkpoint_every=1, checkpoint_dir=str(tmp_path),
-            batch_size=4, lr=1e-4, beta=0.2,
+            tiny,
+            steps=4,
+            checkpoint_every=1,
+            checkpoint_dir=str(tmp_path),
+            batch_size=4,
+            lr=1e-4,
+            beta=0.2,
         )
         message = (
             rf"^resume: {tmp_path / 'step-000002'} was written with another config "
@@ -285,8 +299,6 @@ class TestResume:
 
 # -- devices --------------------------------------------------------------------------------
 
-from rlhf_edu._checks import require_device  # noqa: E402
-from rlhf_edu.presets import load_preset  # noqa: E402
 
 DEVICE_CHOICES = r"expected one of \['cpu', 'cuda', 'mps'\] \(or 'cuda:N'\), a torch.device or None"
 
@@ -312,3 +324,50 @@ class TestDevices:
     def test_known_spellings_pass(self, device):
         assert require_device(device) == torch.device(device)
         assert require_device(None) is None
+
+
+# -- evaluation, widgets and exercise checkers -----------------------------------------------
+
+
+class TestEvaluation:
+    @pytest.mark.parametrize("n_prompts", [True, 0, 2.0, "4", 10**6])
+    def test_n_prompts(self, tiny, n_prompts):
+        with pytest.raises(ValueError, match="^n_prompts: expected an int"):
+            evaluate_policy(tiny.policy, tiny, n_prompts=n_prompts)
+
+    def test_max_new_tokens_zero_is_refused_not_replaced(self, tiny):
+        with pytest.raises(ValueError, match="^max_new_tokens: expected an int >= 1, got 0$"):
+            evaluate_policy(tiny.policy, tiny, n_prompts=2, max_new_tokens=0)
+
+    def test_seed(self, tiny):
+        with pytest.raises(ValueError, match="^seed: expected an int >= 0, got 'a'$"):
+            evaluate_policy(tiny.policy, tiny, n_prompts=2, seed="a")
+
+
+def test_next_token_widget_refuses_a_prompt_past_the_context(tiny):
+    long = "the plot was good . " * 40
+    n = len(tiny.tokenizer(long)["input_ids"])
+    message = (
+        rf"^prompt: {n} prompt tokens \+ max_new_tokens=1 do not fit the model's context of "
+        r"128 positions; shorten the prompt to at most 127 tokens$"
+    )
+    with pytest.raises(ValueError, match=message):
+        next_token_probs(tiny.policy, tiny.tokenizer, long)
+
+
+CHECKERS = [
+    check_gae,
+    check_clipped_surrogate,
+    check_k3,
+    check_reinforce_loss,
+    check_pairwise_loss,
+    check_sequence_logprob,
+]
+
+
+@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("value, got", [(None, "NoneType None"), (3, "int 3")])
+def test_exercise_checkers_want_the_function_itself(checker, value, got):
+    message = rf"^fn: expected your function itself \(pass it without calling it\), got {got}$"
+    with pytest.raises(ValueError, match=message):
+        checker(value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_edu._checks import require_callable
 from rlhf_edu.advantages import gae
 from rlhf_edu.exercises import compare, passed
 
@@ -44,6 +45,7 @@ def check_gae(fn) -> None:
 
     Taught in notebooks/06_advantages.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     n_cases = 0
 
     def case(name, rewards, values, mask, gamma, lam, where=None):

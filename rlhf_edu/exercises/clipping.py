@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_edu._checks import require_callable
 from rlhf_edu.exercises import compare, learner_gradient, passed
 from rlhf_edu.ppo import clipped_surrogate
 
@@ -44,6 +45,7 @@ def check_clipped_surrogate(fn) -> None:
 
     Taught in notebooks/04_ratios_and_clipping.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     n_cases = 0
     for name, (ratios, a) in CASES.items():
         ratio = torch.tensor(ratios)

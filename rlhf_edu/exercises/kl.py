@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_edu._checks import require_callable
 from rlhf_edu.exercises import ExerciseError, compare, learner_gradient, passed
 from rlhf_edu.kl import kl_estimate
 
@@ -42,6 +43,7 @@ def check_k3(fn) -> None:
 
     Taught in notebooks/05_kl_penalty.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     n_cases = 0
 
     logprobs = torch.log(torch.tensor([[0.5, 0.2, 0.05], [0.9, 0.01, 0.3]]))

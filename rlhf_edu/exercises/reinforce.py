@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_edu._checks import require_callable
 from rlhf_edu.exercises import ExerciseError, compare, learner_gradient, passed
 from rlhf_edu.reinforce import reinforce_loss
 
@@ -49,6 +50,7 @@ def check_reinforce_loss(fn) -> None:
 
     Taught in notebooks/03_why_rl.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     cases = _cases()
     for name, (logprobs, rewards, mask, baseline) in cases:
         expected = reinforce_loss(logprobs, rewards, mask, baseline)

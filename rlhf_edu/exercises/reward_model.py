@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import require_callable
 from ..rewards import pairwise_loss
 from . import compare, passed
 
@@ -46,6 +47,7 @@ def check_pairwise_loss(fn) -> None:
 
     Taught in notebooks/02_reward_model.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     cases = _cases()
     for name, chosen, rejected in cases:
         expected = pairwise_loss(chosen, rejected)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import require_callable
 from ..generation import token_logprobs
 from . import compare, passed
 
@@ -69,6 +70,7 @@ def check_sequence_logprob(fn) -> None:
 
     Taught in notebooks/01_generating_text.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     cases = _cases()
     for name, logits, tokens, mask in cases:
         expected = reference_sequence_logprob(logits, tokens, mask)

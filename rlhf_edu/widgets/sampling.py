@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .._checks import require_int, require_number
-from ..generation import sample
+from ..generation import require_fits_context, sample
 
 
 def _check_settings(temperature, top_k, top_p) -> None:
@@ -62,12 +62,14 @@ def filter_logits(
 def next_token_logits(model, tokenizer, prompt: str) -> torch.Tensor:
     """The raw logits ``(V,)`` of the token that would follow ``prompt``.
 
+    ``prompt`` and its next token must fit the model's context (else ``ValueError``).
     Taught in notebooks/01_generating_text.ipynb.
     """
     if not isinstance(prompt, str) or not prompt:
         raise ValueError(f"prompt: expected a non-empty string, got {prompt!r}")
     device = next(model.parameters()).device
     enc = tokenizer(prompt, return_tensors="pt")
+    require_fits_context(model, enc["input_ids"].shape[1], 1, name="prompt")
     ids, attention = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     return model(input_ids=ids, attention_mask=attention).logits[0, -1].float().cpu()
 
