@@ -183,7 +183,11 @@ def _torch_release() -> tuple[int, ...]:
 
 def _name(role: str) -> str:
     repo_id, revision = HUB[role]
-    return f"{role} model {repo_id}@{revision[:7]}" if role != "dataset" else f"{repo_id}@{revision[:7]}"
+    return (
+        f"{role} model {repo_id}@{revision[:7]}"
+        if role != "dataset"
+        else f"{repo_id}@{revision[:7]}"
+    )
 
 
 def artifact_dir(role: str, source: str | Path | None = None) -> Path:
@@ -224,7 +228,10 @@ def artifact_dir(role: str, source: str | Path | None = None) -> Path:
         patterns = [IMDB_TRAIN]
     else:
         files = list_repo_files(repo_id, repo_type=repo_type, revision=revision)
-        has_safe = any(f.startswith("model") and f.endswith((".safetensors", ".safetensors.index.json")) for f in files)
+        has_safe = any(
+            f.startswith("model") and f.endswith((".safetensors", ".safetensors.index.json"))
+            for f in files
+        )
         patterns = MODEL_FILES + (["model*.safetensors*"] if has_safe else ["pytorch_model*.bin*"])
     return Path(
         snapshot_download(repo_id, repo_type=repo_type, revision=revision, allow_patterns=patterns)
@@ -321,8 +328,16 @@ def _load_gpt2_imdb(device: torch.device, n_prompts: int, seed: int, source=None
     tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
     policy = load_model(AutoModelForCausalLM, folder, _name("policy"))
     if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        # GPT-2 has no pad token. A new one gets the mean embedding (deterministically), so its
+        # tied output logit is an average one, far below the likely tokens'.
+        n_old = policy.get_input_embeddings().weight.shape[0]
         tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
-        policy.resize_token_embeddings(len(tokenizer))
+        policy.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            emb = policy.get_input_embeddings().weight
+            emb[n_old:] = emb[:n_old].mean(0)
+            out = policy.get_output_embeddings().weight
+            out[n_old:] = out[:n_old].mean(0)  # the same row when tied, as in GPT-2
         policy.config.pad_token_id = tokenizer.pad_token_id
     policy.to(device)
     rm_model, rm_tokenizer, label = _load_classifier("reward", source, device)
@@ -341,7 +356,9 @@ def _load_gpt2_imdb(device: torch.device, n_prompts: int, seed: int, source=None
         raise RuntimeError(f"{_name('dataset')}: no file {data_file}")
     reviews = Dataset.from_parquet(str(data_file))["text"]
     if len(reviews) < n_prompts:
-        raise ValueError(f"n_prompts: expected at most {len(reviews)} (the reviews), got {n_prompts}")
+        raise ValueError(
+            f"n_prompts: expected at most {len(reviews)} (the reviews), got {n_prompts}"
+        )
     rng = random.Random(seed)
     picked = rng.sample(range(len(reviews)), n_prompts)
     prompts = []

@@ -135,7 +135,14 @@ class TestGPUPresetOnTheStandInMirror:
         tok = standin.tokenizer
         assert tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
         assert tok.padding_side == "left"
-        assert standin.policy.get_input_embeddings().weight.shape[0] == len(tok)
+        emb = standin.policy.get_input_embeddings().weight
+        assert emb.shape[0] == len(tok)
+        # the new pad row is the mean embedding (deterministic), and rarely sampled
+        assert torch.allclose(emb[tok.pad_token_id], emb[: tok.pad_token_id].mean(0))
+        ids = tok(standin.prompts[:8], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            probs = standin.policy(**ids).logits[:, -1].softmax(-1)
+        assert probs[:, tok.pad_token_id].max() < 0.01
 
     def test_scores_and_gold_on_the_stand_in(self, standin):
         """The stand-in models are trained, not noise: they order plain praise and pans."""
