@@ -26,6 +26,15 @@ def require_float_tensor(name: str, x: object, ndim: int | None = None) -> torch
     return x
 
 
+def require_finite(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Return ``x`` if it holds no NaN and no infinity (one sync); name the first bad value."""
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = x[~finite].flatten()[0].item()
+        raise ValueError(f"{name}: expected finite numbers, got {bad} (at least once)")
+    return x
+
+
 def require_shape(name: str, x: torch.Tensor, shape: tuple[int, ...], hint: str = "") -> None:
     """Raise unless ``x`` has exactly ``shape``; ``hint`` says where that shape comes from."""
     if tuple(x.shape) != tuple(shape):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 
+from ._checks import require_texts
 from .lexicon import INTENSIFIERS, LIKING_VERBS, NEGATIVE, POSITIVE
 
 SUBJECTS = [
@@ -273,8 +274,19 @@ def generate_reviews(n: int = 20_000, seed: int = 0) -> list[str]:
 def make_prompts(reviews: list[str], n_words: tuple[int, int] = (2, 4), seed: int = 0) -> list[str]:
     """Cut the first 2-4 words of each review into a prompt ("the plot was").
 
+    ``reviews``: a non-empty list of strings; ``n_words``: ``(lo, hi)`` with ``1 <= lo <= hi``.
     Taught in notebooks/01_generating_text.ipynb.
     """
+    reviews = require_texts("reviews", reviews)
+    if not (
+        isinstance(n_words, (tuple, list))
+        and len(n_words) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in n_words)
+        and 1 <= n_words[0] <= n_words[1]
+    ):
+        raise ValueError(
+            f"n_words: expected a pair (lo, hi) of ints, 1 <= lo <= hi, got {n_words!r}"
+        )
     rng = random.Random(seed)
     lo, hi = n_words
     return [" ".join(r.split()[: rng.randint(lo, hi)]) for r in reviews]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_edu._checks import require_float_tensor, require_mask, require_number, require_shape
+from rlhf_edu._checks import (
+    require_finite,
+    require_float_tensor,
+    require_mask,
+    require_number,
+    require_shape,
+)
 from rlhf_edu.advantages import _masked_sum
 
 
@@ -24,11 +30,12 @@ def reinforce_loss(
     (detached): gradients flow through ``logprobs`` only.
     ``logprobs``, ``mask``: ``(B, T)``; ``rewards``: ``(B,)`` sequence rewards; ``baseline``:
     ``None`` (0), a number, a 0-dim tensor or a ``(B,)`` tensor. Returns a 0-dim tensor.
+    NaN or infinite rewards raise ``ValueError`` (never a NaN loss).
 
     Taught in notebooks/03_why_rl.ipynb.
     """
     logprobs = require_float_tensor("logprobs", logprobs, ndim=2)
-    rewards = require_float_tensor("rewards", rewards, ndim=1)
+    rewards = require_finite("rewards", require_float_tensor("rewards", rewards, ndim=1))
     require_shape("rewards", rewards, logprobs.shape[:1], " (one reward per sequence)")
     valid = require_mask("mask", mask, logprobs.shape)
     if baseline is None:

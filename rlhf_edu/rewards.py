@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rlhf_edu._checks import require_float_tensor, require_same_shape
+from rlhf_edu._checks import require_finite, require_float_tensor, require_same_shape
 
 
 def pairwise_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -18,12 +18,12 @@ def pairwise_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
     ``loss = -mean(log sigmoid(r_chosen - r_rejected))``: the negative log-likelihood of the
     preferences under ``P(chosen > rejected) = sigmoid(r_chosen - r_rejected)`` (Bradley and
     Terry 1952; Ouyang et al. 2022). ``chosen``, ``rejected``: same shape, usually ``(B,)``.
-    Returns a 0-dim tensor.
+    Returns a 0-dim tensor. A NaN or infinite reward raises ``ValueError`` (never a NaN loss).
 
     Taught in notebooks/02_reward_model.ipynb.
     """
-    chosen = require_float_tensor("chosen", chosen)
-    rejected = require_float_tensor("rejected", rejected)
+    chosen = require_finite("chosen", require_float_tensor("chosen", chosen))
+    rejected = require_finite("rejected", require_float_tensor("rejected", rejected))
     require_same_shape("rejected", rejected, "chosen", chosen)
     return -F.logsigmoid(chosen - rejected).mean()  # logsigmoid is stable for large margins
 

@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 
-from rlhf_edu import checkpoint
+from rlhf_edu import checkpoint, corpus
 from rlhf_edu._checks import require_device
 from rlhf_edu.evaluation import evaluate_policy
 from rlhf_edu.exercises.advantages import check_gae
@@ -21,8 +21,11 @@ from rlhf_edu.exercises.reward_model import check_pairwise_loss
 from rlhf_edu.exercises.sampling import check_sequence_logprob
 from rlhf_edu.judge import GoldJudge, gold_score, gold_scores
 from rlhf_edu.presets import load_preset
+from rlhf_edu.reinforce import reinforce_loss
+from rlhf_edu.rewards import pairwise_loss
 from rlhf_edu.trainer import PPOConfig, PPOTrainer
-from rlhf_edu.widgets.sampling import next_token_probs
+from rlhf_edu.widgets.clip import plot_clip
+from rlhf_edu.widgets.sampling import filter_logits, next_token_probs
 
 BAD_TEXTS = [
     ([], r"^texts: expected a non-empty list of strings, got an empty list$"),
@@ -371,3 +374,40 @@ def test_exercise_checkers_want_the_function_itself(checker, value, got):
     message = rf"^fn: expected your function itself \(pass it without calling it\), got {got}$"
     with pytest.raises(ValueError, match=message):
         checker(value)
+
+
+class TestNoSilentNaN:
+    def test_pairwise_loss(self):
+        with pytest.raises(ValueError, match="^chosen: expected finite numbers, got nan"):
+            pairwise_loss(torch.tensor([float("nan"), 1.0]), torch.zeros(2))
+        with pytest.raises(ValueError, match="^rejected: expected finite numbers, got inf"):
+            pairwise_loss(torch.zeros(2), torch.tensor([0.0, float("inf")]))
+
+    def test_reinforce_loss(self):
+        rewards = torch.tensor([1.0, float("nan")])
+        with pytest.raises(ValueError, match="^rewards: expected finite numbers, got nan"):
+            reinforce_loss(torch.zeros(2, 3), rewards, torch.ones(2, 3))
+
+    def test_filter_logits(self):
+        with pytest.raises(ValueError, match=r"^logits: expected no NaN"):
+            filter_logits(torch.tensor([float("nan"), 0.0]))
+        out = filter_logits(torch.tensor([float("-inf"), 0.0]))  # -inf is a removed token
+        assert out.softmax(-1).tolist() == [0.0, 1.0]
+
+    @pytest.mark.parametrize("fraction", [1.5, -0.1, float("nan")])
+    def test_clip_plot_fraction(self, fraction):
+        with pytest.raises(
+            ValueError, match=r"^batch_clipfrac: expected a finite number in \[0, 1\]"
+        ):
+            plot_clip(0.2, 1.0, batch_clipfrac=fraction)
+
+
+class TestCorpusPrompts:
+    def test_a_single_review_is_not_a_list_of_characters(self):
+        with pytest.raises(ValueError, match="^reviews: expected a list of strings, got a single"):
+            corpus.make_prompts("the plot was good")
+
+    @pytest.mark.parametrize("n_words", [(4, 2), (0, 2), (2,), 3, (2.0, 4)])
+    def test_n_words(self, n_words):
+        with pytest.raises(ValueError, match=r"^n_words: expected a pair \(lo, hi\) of ints"):
+            corpus.make_prompts(["the plot was good"], n_words=n_words)

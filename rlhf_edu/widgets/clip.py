@@ -63,6 +63,8 @@ def plot_clip(
     """
     clip_eps = require_number("clip_eps", clip_eps, 0.0, 1.0, low_open=True, high_open=True)
     advantage = require_number("advantage", advantage)
+    if batch_clipfrac is not None:
+        batch_clipfrac = require_number("batch_clipfrac", batch_clipfrac, 0.0, 1.0)
     r = torch.linspace(*RATIO_RANGE, 401, dtype=torch.float64)
     objective, slope = objective_and_slope(r, advantage, clip_eps)
 

@@ -42,6 +42,8 @@ def filter_logits(
     """
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise ValueError("logits: expected a floating-point tensor (..., V)")
+    if bool(torch.isnan(logits).any()):
+        raise ValueError("logits: expected no NaN (-inf marks a removed token)")
     _check_settings(temperature, top_k, top_p)
     out = logits.float() / temperature
     if 0 < top_k < out.shape[-1]:
