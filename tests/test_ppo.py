@@ -328,3 +328,62 @@ class TestAgreementWithTRL:
         torch.testing.assert_close(
             entropy_from_logits(logits), trl_entropy_from_logits(logits), atol=1e-5, rtol=0
         )
+
+
+class TestClipHigherAndSequenceRatio:
+    """clip_eps_high (DAPO's clip-higher) and sequence_ratio (GSPO), lesson 10."""
+
+    def test_clip_eps_high_none_is_the_symmetric_clip(self):
+        r, a = torch.tensor([0.5, 0.9, 1.1, 1.5]), torch.tensor([1.0, -1.0, 1.0, -2.0])
+        torch.testing.assert_close(clipped_surrogate(r, a, 0.2, None), clipped_surrogate(r, a, 0.2))
+
+    def test_upper_range_moves_only_the_top(self):
+        r = torch.tensor([1.25, 1.25, 0.7, 0.7])
+        a = torch.tensor([1.0, -1.0, -1.0, 1.0])
+        got = clipped_surrogate(r, a, 0.2, clip_eps_high=0.28)
+        # r = 1.25, A > 0: inside 1 + 0.28, no clip (symmetric eps would give 1.2)
+        # r = 0.7, A < 0: the lower range 1 - 0.2 is unchanged: min(-0.7, -0.8) = -0.8
+        torch.testing.assert_close(got, torch.tensor([1.25, -1.25, -0.8, 0.7]))
+        assert clipped_surrogate(r, a, 0.2)[0] == pytest.approx(1.2)
+
+    @pytest.mark.parametrize("bad", [0.0, -0.1, float("nan"), "0.3"])
+    def test_bad_clip_eps_high_is_named(self, bad):
+        with pytest.raises(ValueError, match="clip_eps_high"):
+            clipped_surrogate(torch.ones(2), torch.ones(2), 0.2, clip_eps_high=bad)
+
+    def test_policy_loss_passes_clip_eps_high(self):
+        logprobs, old, adv, mask = rollout(0)
+        _, sym = policy_loss(logprobs, old, adv, mask, 0.1)
+        _, wide = policy_loss(logprobs, old, adv, mask, 0.1, clip_eps_high=10.0)
+        assert wide["clipfrac"] < sym["clipfrac"]
+
+    def test_sequence_ratio_is_the_geometric_mean_of_the_token_ratios(self):
+        from rlhf_edu.ppo import sequence_ratio
+
+        logprobs, old, _, mask = rollout(1)
+        got = sequence_ratio(logprobs, old, mask)
+        for b in range(logprobs.shape[0]):
+            n = int(mask[b].sum())
+            token = probability_ratio(logprobs[b, :n], old[b, :n])
+            expected = token.prod() ** (1 / n)
+            torch.testing.assert_close(got[b, :n], expected.expand(n))
+            assert torch.all(got[b, n:] == 1)
+
+    def test_sequence_ratio_gradient_spreads_evenly(self):
+        from rlhf_edu.ppo import sequence_ratio
+
+        logprobs = torch.zeros(1, 4, requires_grad=True)
+        mask = torch.tensor([[1, 1, 0, 0]])
+        s = sequence_ratio(logprobs, torch.zeros(1, 4), mask)
+        (g,) = torch.autograd.grad(s[0, 0], logprobs)  # d s / d logprob_t = s / |y| on valid t
+        torch.testing.assert_close(g, torch.tensor([[0.5, 0.5, 0.0, 0.0]]))
+
+    def test_sequence_ratio_checks_its_inputs(self):
+        from rlhf_edu.ppo import sequence_ratio
+
+        with pytest.raises(ValueError, match="mask"):
+            sequence_ratio(
+                torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([[1, 0, 0], [0, 0, 0]])
+            )
+        with pytest.raises(ValueError, match="old_logprobs"):
+            sequence_ratio(torch.zeros(2, 3), torch.zeros(2, 4), torch.ones(2, 3))
