@@ -13,8 +13,8 @@ the package so that a machine without a GPU never downloads CUDA packages:
 2. otherwise, with no GPU, the CPU build from download.pytorch.org;
 3. with a GPU (``nvidia-smi`` present), the default build from PyPI.
 
-Then ``pip install -e .[dev,trl]``; since ``torch>=2.4`` is already satisfied,
-nothing more of torch is pulled. The install is redone when pyproject.toml changes.
+Then ``pip install -e .[lab,dev,trl]`` (the apps, the test tools, TRL); since ``torch>=2.6``
+is already satisfied, nothing more of torch is pulled. The install is redone when pyproject.toml changes.
 Only the standard library is used here, so it runs with a bare ``python3``.
 """
 
@@ -59,7 +59,7 @@ def install_torch() -> None:
     if has_torch():
         return
     if shutil.which("nvidia-smi"):
-        pip("install", "torch>=2.4")
+        pip("install", "torch>=2.6")
         return
     # 1. A CPU wheel at hand (find-links): no index, so nothing else can be picked.
     if pip("install", "--no-deps", "--no-index", "torch==2.13.0", check=False) == 0:
@@ -76,7 +76,7 @@ def install_torch() -> None:
             "https://pypi.org/simple",
         )
     else:
-        pip("install", "torch>=2.4")
+        pip("install", "torch>=2.6")
 
 
 def ensure_env() -> Path:
@@ -88,7 +88,7 @@ def ensure_env() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip("install", "--quiet", "--upgrade", "pip")
     install_torch()
-    pip("install", "-e", f"{ROOT}[dev,trl]")
+    pip("install", "-e", f"{ROOT}[lab,dev,trl]")
     STAMP.write_text(digest)
     return venv_python()
 
