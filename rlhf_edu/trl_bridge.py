@@ -114,8 +114,10 @@ GROUP_ONLY_FIELDS = {
     "group_size": ("num_generations", "responses per prompt"),
     "loss_aggregation": (
         "loss_type",
-        "sequence_mean = 'grpo', token_mean = 'bnpo' (TRL's default 'dapo' on one minibatch), "
-        "constant = 'dr_grpo'",
+        (
+            "sequence_mean = 'grpo', token_mean = 'bnpo' (TRL's default 'dapo' on one "
+            "minibatch), constant = 'dr_grpo'"
+        ),
     ),
     "scale_rewards": ("scale_rewards", "True = 'group' (divide by the group's std), False = 'none'"),
 }

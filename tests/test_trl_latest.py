@@ -56,9 +56,21 @@ def latest_env(tmp_path_factory):
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}  # pip may use PyPI
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
-         f"trl=={TRL_LATEST}"],
-        capture_output=True, text=True, check=False, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "-q",
+            "--no-deps",
+            f"trl=={TRL_LATEST}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     if result.returncode != 0:
         pytest.fail(
@@ -97,8 +109,10 @@ def test_the_venv_has_the_latest_trl_without_ppo(latest_env, tmp_path):
     status = json.loads(_run([latest_env["python"], "-c", code], cwd=tmp_path, env=env))
     assert status["version"] == TRL_LATEST != TRL_PIN
     assert status["grpo"] and not status["ppo"], status
-    assert Path(status["file"]).resolve().is_relative_to(
-        Path(latest_env["python"]).parents[1].resolve()
+    assert (
+        Path(status["file"])
+        .resolve()
+        .is_relative_to(Path(latest_env["python"]).parents[1].resolve())
     ), status["file"]
 
 
@@ -113,7 +127,11 @@ def test_lesson_09_runs_with_the_latest_trl(latest_env, tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(latest_env["jupyter_path"]))
     monkeypatch.delenv("PYTHONPATH", raising=False)
     client = NotebookClient(
-        nb, kernel_name=KERNEL, timeout=600, startup_timeout=180, allow_errors=False,
+        nb,
+        kernel_name=KERNEL,
+        timeout=600,
+        startup_timeout=180,
+        allow_errors=False,
         resources={"metadata": {"path": str(workdir)}},
     )
     client.execute()  # a raising cell raises CellExecutionError, naming the cell
