@@ -106,7 +106,8 @@ def _read_state(path: Path) -> dict:
     try:
         return torch.load(path / FILES[2], map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated pickle raises EOFError, RuntimeError or others
-        raise ValueError(f"{path / FILES[2]} is damaged ({type(err).__name__}: {err})") from err
+        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise ValueError(f"{path / FILES[2]} is damaged ({why})") from err
 
 
 def _require_same_config(path: Path, saved: dict | None, config) -> None:
@@ -154,6 +155,6 @@ def load_checkpoint(trainer, checkpoint_dir: str | os.PathLike) -> bool:
     if damaged:
         raise ValueError(
             f"checkpoint_dir: no checkpoint in {checkpoint_dir} can be read: {'; '.join(damaged)}. "
-            "Delete the damaged checkpoint to start afresh"
+            "Delete the damaged checkpoints, or give a new checkpoint_dir, to start afresh"
         )
     return False

@@ -167,7 +167,7 @@ def _check_finite(step: int, name: str, x: torch.Tensor) -> None:
         bad = x[~torch.isfinite(x)].flatten()[0].item()
         raise FloatingPointError(
             f"step {step}: {name} is {bad} (not finite); training stopped before the update. "
-            "Lower lr, raise beta, or check the reward function."
+            "Lower lr, raise beta, or check reward_fn."
         )
 
 
