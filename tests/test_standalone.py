@@ -324,7 +324,7 @@ async def _run_all(client, nb, where, timings: list[dict]) -> str | None:
             try:
                 await _watched(client, kernel, cell, index, deadline)
             except (CellExecutionError, CellTimeoutError, DeadKernelError, _Stalled) as err:
-                if run is None:
+                if run is None and isinstance(err, CellExecutionError):
                     return f"rlhf_edu is not the wheel's:\n{err}"
                 return f"{name} raised {type(err).__name__}:\n{err}"
             finally:
