@@ -100,7 +100,9 @@ def download(root: str | Path, skip_gold: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rlhf_edu.download", description=__doc__.splitlines()[0]
+        prog="python -m rlhf_edu.download",
+        description="Save the GPU preset (gpt2-imdb) for offline use, in a folder that "
+        'load_preset("gpt2-imdb", source=DIR) and RLHF_EDU_SOURCE=DIR read.',
     )
     parser.add_argument("dir", help="the mirror folder to write")
     parser.add_argument(

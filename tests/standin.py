@@ -208,3 +208,9 @@ def build_mirror(root: str | Path, gold: bool = True, steps: int = 80, seed: int
     finally:
         torch.set_num_threads(threads)
     return report
+
+
+if __name__ == "__main__":  # python tests/standin.py DIR: a stand-in mirror to try lessons on
+    import sys
+
+    print(build_mirror(sys.argv[1]))
