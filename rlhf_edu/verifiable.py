@@ -8,8 +8,8 @@ words before a negative word, in the same clause: :func:`rlhf_edu.judge.contribu
 The reward is 1 when the checker says yes and 0 otherwise; the metric is the pass rate, and
 pass@k (Chen et al. 2021) asks whether at least one of k samples passes.
 
-A checker can have a loophole too: :func:`keyword_verify` only looks for a negator and a
-negative word somewhere in the text, so "the plot was boring, not good" passes it.
+A checker can have a loophole too: :func:`keyword_verify` only looks for a negator word
+somewhere in the text, so "the plot was boring, not good" passes it.
 
 Taught in notebooks/10_after_ppo.ipynb.
 """
@@ -47,13 +47,12 @@ def verify(text: str) -> bool:
 
 
 def keyword_verify(text: str) -> bool:
-    """A checker with a loophole: a negator word and a negative word anywhere in ``text``.
+    """A checker with a loophole: a negator word ("not", "never", ...) anywhere in ``text``.
 
-    It neither checks that the negator applies to the negative word nor that the review is
-    positive, so a negative review with a "not" in it passes.
+    It checks neither that the negator applies to a negative word nor that the review is
+    positive, so a negative review with a "not" in it passes, and so does "not not not".
     """
-    toks = set(words(text))
-    return bool(toks & NEGATORS) and bool(toks & NEGATIVE.keys())
+    return bool(set(words(text)) & NEGATORS)
 
 
 def as_reward(check: Callable[[str], bool]) -> Callable[[list[str]], torch.Tensor]:
