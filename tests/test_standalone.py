@@ -208,10 +208,11 @@ def test_notebook_alone_from_the_wheel_twice(wheel_env, path, tmp_path, monkeypa
         resources={"metadata": {"path": str(workdir)}},
     )
     timings: list[dict] = []
+    phases: dict[str, float] = {}
     try:
-        failure = asyncio.run(_run_all(client, doubled, where, timings))
+        failure = asyncio.run(_run_all(client, doubled, where, timings, phases))
     finally:
-        _save_timings(path.stem, timings)
+        _save_timings(path.stem, timings, phases)
     if failure is not None:
         _save(doubled, path.stem)
         pytest.fail(f"{path.name}: {failure}", pytrace=False)
@@ -221,7 +222,8 @@ def test_notebook_alone_from_the_wheel_twice(wheel_env, path, tmp_path, monkeypa
     print(
         f"\n{path.stem}: first pass {seconds[1]:.0f}s, second pass {seconds[2]:.0f}s; slowest: "
         f"{_label(slowest)} {slowest['wall_s']:.0f}s; largest reply delay "
-        f"{lag['reply_lag_s'] or 0.0:.2f}s ({_label(lag)})"
+        f"{lag['reply_lag_s'] or 0.0:.2f}s ({_label(lag)}); kernel start "
+        f"{phases['kernel_start_s']:.0f}s, shutdown {phases['kernel_shutdown_s']:.0f}s"
     )
 
 
@@ -302,33 +304,44 @@ class _Stalled(Exception):
     """The kernel idles with a cell's reply pending, or the notebook ran past its budget."""
 
 
-async def _run_all(client, nb, where, timings: list[dict]) -> str | None:
-    """Run every code cell, each watched by :func:`_watched`; append one timing per cell.
+async def _run_all(client, nb, where, timings: list[dict], phases=None) -> str | None:
+    """Start a kernel, run every code cell (:func:`_run_cells`), shut the kernel down.
 
-    Returns None, or why the run failed, naming the pass and the cell.
+    Fills ``phases`` with the seconds the kernel took to start and to shut down. Returns
+    None, or why the run failed, naming the pass and the cell.
     """
+    phases = {} if phases is None else phases
+    start = time.perf_counter()
+    async with client.async_setup_kernel():
+        phases["kernel_start_s"] = round(time.perf_counter() - start, 3)
+        failure = await _run_cells(client, nb, where, timings)
+        leaving = time.perf_counter()
+    phases["kernel_shutdown_s"] = round(time.perf_counter() - leaving, 3)
+    return failure
+
+
+async def _run_cells(client, nb, where, timings: list[dict]) -> str | None:
+    """Run every code cell, each watched by :func:`_watched`; append one timing per cell."""
+    import psutil
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     deadline = time.monotonic() + NOTEBOOK_BUDGET_S
-    async with client.async_setup_kernel():
-        import psutil
-
-        kernel = psutil.Process(client.km.provisioner.pid)
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            run, i = where[index] if where[index] is not None else (None, None)
-            first_line = cell.source.splitlines()[0] if cell.source else ""
-            name = "the check cell" if run is None else f"pass {run}, cell {i} ({first_line!r})"
-            start = time.perf_counter()
-            try:
-                await _watched(client, kernel, cell, index, deadline)
-            except (CellExecutionError, CellTimeoutError, DeadKernelError, _Stalled) as err:
-                if run is None and isinstance(err, CellExecutionError):
-                    return f"rlhf_edu is not the wheel's:\n{err}"
-                return f"{name} raised {type(err).__name__}:\n{err}"
-            finally:
-                timings.append(_timing(cell, run, i, time.perf_counter() - start))
+    kernel = psutil.Process(client.km.provisioner.pid)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        run, i = where[index] if where[index] is not None else (None, None)
+        first_line = cell.source.splitlines()[0] if cell.source else ""
+        name = "the check cell" if run is None else f"pass {run}, cell {i} ({first_line!r})"
+        start = time.perf_counter()
+        try:
+            await _watched(client, kernel, cell, index, deadline)
+        except (CellExecutionError, CellTimeoutError, DeadKernelError, _Stalled) as err:
+            if run is None and isinstance(err, CellExecutionError):
+                return f"rlhf_edu is not the wheel's:\n{err}"
+            return f"{name} raised {type(err).__name__}:\n{err}"
+        finally:
+            timings.append(_timing(cell, run, i, time.perf_counter() - start))
     return None
 
 
@@ -419,11 +432,11 @@ def _timing(cell, run, i, wall_s: float) -> dict:
     }
 
 
-def _save_timings(stem: str, timings: list[dict]) -> None:
+def _save_timings(stem: str, timings: list[dict], phases: dict[str, float]) -> None:
     """Per-cell times of a run in test-artifacts/, kept whether it passed or failed."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"standalone-{stem}-timings.json"
-    path.write_text(json.dumps(timings, indent=1) + "\n")
+    path.write_text(json.dumps({"phases": phases, "cells": timings}, indent=1) + "\n")
 
 
 def _save(nb, stem: str) -> None:
