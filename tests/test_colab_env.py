@@ -1,0 +1,166 @@
+"""The course installed into an imitation of Colab's GPU runtime, as its install cell does.
+
+A fresh virtual environment gets Colab's versions (tests/colab/pip-freeze.gpu.txt, applied
+as pip constraints) of every package the course imports, except torch, which comes from the
+CPU wheel at hand (``torch==2.13.0``; Colab has 2.11.0+cu128). Then the course's wheel is
+installed with its dependencies, as ``%pip install "rlhf-edu @ git+...@vX"`` would, and:
+
+- pip, asked first with ``--dry-run --report``, would install none of Colab's packages in
+  another version, and after the install none of them has changed;
+- ``restart_notice`` there says no restart is needed;
+- the package imports, the tiny preset samples, and the widget unit tests pass on Colab's
+  ipywidgets 7.7.1.
+
+This machine's Python is 3.11 while Colab's is 3.13, so the environment is built on 3.11
+(every pinned package used here has a 3.11 wheel). It needs the package index (or a local
+mirror of it) and takes minutes; it runs with ``RLHF_EDU_COLAB=1``.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FREEZE = Path(__file__).parent / "colab" / "pip-freeze.gpu.txt"
+# What the course and its lessons import (and the kernel they run in), in Colab's versions.
+COURSE_IMPORTS = [
+    "transformers", "huggingface_hub", "datasets", "tokenizers", "safetensors", "matplotlib",
+    "numpy", "pandas", "scipy", "tqdm", "ipywidgets", "widgetsnbextension",
+    "jupyterlab_widgets", "ipython", "ipykernel",
+]  # fmt: skip
+TEST_TOOLS = ["pytest", "hypothesis"]
+NOT_PINNED = {"torch", "setuptools"}  # see the constraints in ``colab`` below
+# The install cell's own snapshot of the runtime, taken just before %pip install.
+CELL_BEFORE = (
+    "import json, importlib.metadata as md;"
+    "print(json.dumps({d.metadata['Name'].lower(): d.version for d in md.distributions()}))"
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("RLHF_EDU_COLAB") != "1",
+        reason="the Colab-like environment: RLHF_EDU_COLAB=1",
+    ),
+]
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def colab_pins() -> dict[str, str]:
+    pins = [ln.split("==") for ln in FREEZE.read_text().splitlines() if "==" in ln]
+    return {_norm(n): v for n, v in pins}
+
+
+def _run(*cmd, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("cwd", Path(sys.executable).anchor)  # not the checkout: its egg-info would show
+    proc = subprocess.run([str(c) for c in cmd], check=False, capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, (
+        f"{' '.join(map(str, cmd))}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    return proc
+
+
+def _installed(python: Path) -> dict[str, str]:
+    code = (
+        "import json, importlib.metadata as md, re;"
+        "print(json.dumps({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version"
+        " for d in md.distributions()}))"
+    )
+    return json.loads(_run(python, "-c", code).stdout)
+
+
+@pytest.fixture(scope="module")
+def colab(tmp_path_factory):
+    """A Colab-like environment before and after the course's install."""
+    tmp = tmp_path_factory.mktemp("colab")
+    venv, python = tmp / "venv", tmp / "venv" / "bin" / "python"
+    _run(sys.executable, "-m", "venv", venv)
+    pip = [python, "-m", "pip", "install", "-q"]
+    pins = colab_pins()
+    constraints = tmp / "colab-constraints.txt"
+    # Colab's version of everything pip may pull, but torch: the CPU wheel at hand, and
+    # setuptools: that torch 2.13.0 needs setuptools >= 77.0.3 where Colab's 2.11 lives with 75.2.0.
+    constraints.write_text(
+        "\n".join(f"{n}=={v}" for n, v in pins.items() if n not in NOT_PINNED and "+" not in v)
+        + "\n"
+    )
+    _run(*pip, "torch==2.13.0")
+    _run(*pip, "-c", constraints, *COURSE_IMPORTS, *TEST_TOOLS)
+    before = _installed(python)
+    cell_before = json.loads(_run(python, "-c", CELL_BEFORE).stdout)
+    for name in COURSE_IMPORTS:
+        assert before[_norm(name)] == pins[_norm(name)], name
+    wheel_dir = tmp / "dist"
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheel_dir, ROOT)
+    (wheel,) = wheel_dir.glob("rlhf_edu-*.whl")
+    report = tmp / "report.json"
+    _run(*pip, "--dry-run", "--report", report, wheel)
+    _run(*pip, wheel)  # as the install cell: the course with its dependencies, no constraints
+    after = _installed(python)
+    return {
+        "python": python,
+        "before": before,
+        "after": after,
+        "would_install": {
+            _norm(i["metadata"]["name"]): i["metadata"]["version"]
+            for i in json.loads(report.read_text())["install"]
+        },
+        "pins": pins,
+        "cell_before": cell_before,
+    }
+
+
+def test_pip_would_change_none_of_colabs_packages(colab):
+    changed = {
+        n: (colab["before"][n], v)
+        for n, v in colab["would_install"].items()
+        if n in colab["before"] and colab["before"][n] != v
+    }
+    assert changed == {}
+    assert set(colab["would_install"]) == {"rlhf-edu"}, colab["would_install"]
+
+
+def test_after_the_install_nothing_colab_had_has_changed(colab):
+    before, after = colab["before"], colab["after"]
+    assert {n: (v, after.get(n)) for n, v in before.items() if after.get(n) != v} == {}
+    assert after["ipywidgets"] == "7.7.1" and after["rlhf-edu"] == "0.1.0"
+
+
+def test_restart_notice_there_says_no_restart(colab):
+    """``before`` as the install cell takes it, then ``restart_notice`` as the cell calls it."""
+    code = (
+        "import json, sys; from rlhf_edu.notebook import restart_notice;"
+        f"sys.exit(len(restart_notice(json.loads({json.dumps(json.dumps(colab['cell_before']))}))))"
+    )
+    out = _run(colab["python"], "-c", code).stdout
+    assert "no restart needed" in out
+    assert colab["cell_before"]["ipywidgets"] == "7.7.1"
+
+
+def test_the_course_runs_there(colab):
+    code = (
+        "import ipywidgets, torch; from rlhf_edu.notebook import setup;"
+        "from rlhf_edu.generation import sample;"
+        "p = setup('tiny', n_prompts=8);"
+        "r = sample(p.policy, p.tokenizer, p.prompts, max_new_tokens=8, seed=0);"
+        "print(ipywidgets.__version__, len(r.texts), p.reward(r.texts).shape)"
+    )
+    out = _run(colab["python"], "-c", code, env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout
+    assert out.strip().splitlines()[-1].startswith("7.7.1 8 torch.Size([8])")
+
+
+def test_the_widget_unit_tests_pass_on_ipywidgets_7(colab):
+    tests = sorted(str(p) for p in (ROOT / "tests").glob("test_widgets_*.py"))
+    tests.append(str(ROOT / "tests" / "test_training_lab.py"))
+    _run(
+        colab["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests,
+        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
