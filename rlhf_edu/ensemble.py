@@ -2,10 +2,10 @@
 
 A reward model is trusted where its training data was; off that data (text the policy
 invents while it optimises) members trained from different seeds disagree. Penalising the
-disagreement, ``R(x) = mean_m r_m(x) - k * std_m r_m(x)`` (the uncertainty-weighted objective
-of Coste et al. 2023, "Reward model ensembles help mitigate overoptimization"; see also
-Eisenstein et al. 2023 on what they cannot fix: errors the members share), makes text that
-only some members like worth less. Bradley-Terry scores are defined only up to a shift (and
+disagreement, ``R(x) = mean_m r_m(x) - k * std_m r_m(x)``, makes text that only some members
+like worth less (Coste et al. 2023, "Reward model ensembles help mitigate overoptimization",
+whose uncertainty-weighted objective subtracts the variance instead; Eisenstein et al. 2023 on
+what ensembles cannot fix: errors the members share). Bradley-Terry scores are defined only up to a shift (and
 members differ in scale), so each member is first standardised on reference texts:
 ``z_m(x) = (r_m(x) - mu_m) / sigma_m``.
 
