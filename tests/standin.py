@@ -201,7 +201,7 @@ def build_mirror(root: str | Path, gold: bool = True, steps: int = 80, seed: int
             report["gold_accuracy"] = _classifier(
                 root / HUB["gold"][0], texts, labels, tokenizer, 96, steps, seed + 1
             )
-        imdb_texts, imdb_labels = _texts(600, seed + 2)
+        imdb_texts, imdb_labels = _texts(3000, seed + 2)  # >= 2048: setup()'s n_prompts
         data = root / HUB["dataset"][0] / IMDB_TRAIN
         data.parent.mkdir(parents=True, exist_ok=True)
         Dataset.from_dict({"text": imdb_texts, "label": imdb_labels}).to_parquet(str(data))
