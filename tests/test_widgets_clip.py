@@ -162,3 +162,75 @@ def test_show_clip_explorer_draws_at_defaults(monkeypatch):
     assert len(fig.axes) == 3 and "clip fraction" in fig.axes[2].get_title()
     with pytest.raises(ValueError, match="advantages"):
         show_clip_explorer(torch.ones(2, 3))
+
+
+class TestClipHigher:
+    """An upper range of its own (DAPO's clip-higher): clip(r, 1 - eps, 1 + eps_high)."""
+
+    def test_slope_stops_at_the_upper_range_for_positive_advantages(self):
+        r = torch.tensor([0.5, 1.1, 1.25, 1.35, 1.6], dtype=torch.float64)
+        objective, slope = objective_and_slope(r, 1.0, 0.2, clip_eps_high=0.3)
+        torch.testing.assert_close(objective, torch.clamp(r, max=1.3))
+        torch.testing.assert_close(
+            slope, torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+        )
+        # negative advantages still stop at the lower range 1 - eps, whatever eps_high is
+        _, slope_neg = objective_and_slope(r, -1.0, 0.2, clip_eps_high=0.3)
+        torch.testing.assert_close(
+            slope_neg, torch.tensor([0.0, -1.0, -1.0, -1.0, -1.0], dtype=torch.float64)
+        )
+
+    def test_a_wider_upper_range_clips_fewer_positive_tokens_only(self):
+        logprobs, old_logprobs, advantages, mask = batch(3, batch=8, length=9)
+        old_logprobs[0, 0], advantages[0, 0] = logprobs[0, 0] - np.log(1.25), 1.0  # in (1.2, 1.28]
+        ratios = torch.exp(logprobs - old_logprobs)
+        sym = clip_breakdown(ratios, advantages, mask, 0.2)
+        high = clip_breakdown(ratios, advantages, mask, 0.2, clip_eps_high=0.28)
+        assert high["lower_binds"] == sym["lower_binds"]
+        expected_upper = int(((ratios > 1.28) & (advantages > 0) & mask).sum())
+        assert high["upper_binds"] == expected_upper < sym["upper_binds"]
+        _, stats = policy_loss(logprobs, old_logprobs, advantages, mask.double(), 0.2, 0.28)
+        frac = batch_clip_fraction(ratios, advantages, mask, 0.2, 0.28)
+        assert frac == pytest.approx(stats["clipfrac"])
+
+    def test_none_is_the_symmetric_clip(self):
+        logprobs, old_logprobs, advantages, mask = batch(4)
+        ratios = torch.exp(logprobs - old_logprobs)
+        assert clip_breakdown(ratios, advantages, mask, 0.2) == clip_breakdown(
+            ratios, advantages, mask, 0.2, clip_eps_high=0.2
+        )
+
+    def test_plot_marks_both_bounds_and_names_them(self):
+        fig = plot_clip(0.2, 1.0, clip_eps_high=0.28)
+        assert "eps_high = 0.28" in fig.axes[0].get_title()
+        xs = sorted({round(line.get_xdata()[0], 6) for line in fig.axes[0].lines
+                     if line.get_linestyle() == ":"})  # fmt: skip
+        assert xs == [0.8, 1.28]
+
+    def test_bad_upper_range_is_named(self):
+        with pytest.raises(ValueError, match="clip_eps_high"):
+            plot_clip(0.2, 1.0, clip_eps_high=-0.1)
+        with pytest.raises(ValueError, match="clip_eps_high"):
+            clip_breakdown(torch.ones(1, 2), torch.ones(1, 2), torch.ones(1, 2), 0.2, "wide")
+
+    def test_explorer_has_an_eps_high_slider(self, monkeypatch):
+        shown = []
+        monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
+        show_clip_explorer(clip_eps_high=0.28)
+        box = next(x for x in shown if type(x).__name__ == "VBox")
+        sliders = [w for w in box.children[0].children if hasattr(w, "description")]
+        assert [s.description for s in sliders] == ["clip_eps", "eps_high"]
+        assert sliders[1].value == pytest.approx(0.28)
+
+
+def test_eps_high_follows_eps_until_moved(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
+    show_clip_explorer()
+    box = next(x for x in shown if type(x).__name__ == "VBox")
+    eps, high = box.children[0].children
+    eps.value = 0.3
+    assert high.value == pytest.approx(0.3)  # symmetric: follows
+    high.value = 0.4
+    eps.value = 0.1
+    assert high.value == pytest.approx(0.4)  # decoupled once moved

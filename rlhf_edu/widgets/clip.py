@@ -9,6 +9,9 @@ exactly where ``dL/dr`` is.
 ``plot_clip`` draws it; ``batch_clip_fraction`` and ``clip_breakdown`` measure it on a real
 batch; ``clip_cases`` tabulates the four cases; ``show_clip_explorer`` adds sliders.
 
+Each takes an optional ``clip_eps_high``: a separate upper range, ``clip(r, 1 - eps,
+1 + eps_high)``, DAPO's clip-higher (Yu et al. 2025); None means the symmetric ``eps``.
+
 Taught in notebooks/04_ratios_and_clipping.ipynb.
 """
 
@@ -27,9 +30,9 @@ SLIDER_LAYOUT = {"width": "420px"}
 
 
 def objective_and_slope(
-    ratios: torch.Tensor, advantage: float, clip_eps: float
+    ratios: torch.Tensor, advantage: float, clip_eps: float, clip_eps_high: float | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``L(r) = min(r A, clip(r, 1-eps, 1+eps) A)`` and ``dL/dr`` at each ratio.
+    """Return ``L(r) = min(r A, clip(r, 1-eps, 1+eps_high) A)`` and ``dL/dr`` at each ratio.
 
     ``ratios``: a float tensor of any shape; ``advantage``: a number; ``clip_eps`` in (0, 1).
     The slope comes from autograd through ``ppo.clipped_surrogate`` (``A`` where the plain
@@ -40,7 +43,7 @@ def objective_and_slope(
     ratios = require_float_tensor("ratios", ratios)
     advantage = require_number("advantage", advantage)
     r = ratios.detach().clone().requires_grad_(True)
-    objective = clipped_surrogate(r, torch.full_like(r, advantage), clip_eps)
+    objective = clipped_surrogate(r, torch.full_like(r, advantage), clip_eps, clip_eps_high)
     (slope,) = torch.autograd.grad(objective.sum(), r)
     return objective.detach(), slope
 
@@ -50,8 +53,9 @@ def plot_clip(
     advantage: float = 1.0,
     ratios: torch.Tensor | None = None,
     batch_clipfrac: float | None = None,
+    clip_eps_high: float | None = None,
 ):
-    """Draw ``min(r A, clip(r, 1-eps, 1+eps) A)`` and its slope ``dL/dr`` for ``r`` in [0, 2].
+    """Draw ``min(r A, clip(r, 1-eps, 1+eps_high) A)`` and its slope ``dL/dr`` for ``r`` in [0, 2].
 
     Top panel: the objective (solid) and the plain term ``r A`` (dashed); bottom panel: the
     slope. Grey bands mark where the slope, hence the gradient, is 0. With ``ratios`` (a
@@ -62,11 +66,12 @@ def plot_clip(
     Taught in notebooks/04_ratios_and_clipping.ipynb.
     """
     clip_eps = require_number("clip_eps", clip_eps, 0.0, 1.0, low_open=True, high_open=True)
+    high = _high(clip_eps, clip_eps_high)
     advantage = require_number("advantage", advantage)
     if batch_clipfrac is not None:
         batch_clipfrac = require_number("batch_clipfrac", batch_clipfrac, 0.0, 1.0)
     r = torch.linspace(*RATIO_RANGE, 401, dtype=torch.float64)
-    objective, slope = objective_and_slope(r, advantage, clip_eps)
+    objective, slope = objective_and_slope(r, advantage, clip_eps, high)
 
     n_panels = 2 if ratios is None else 3
     fig, axes = plt.subplots(n_panels, 1, figsize=(7, 2.4 * n_panels), sharex=True)
@@ -74,7 +79,12 @@ def plot_clip(
     ax_obj.plot(r, r * advantage, "--", color="grey", label="r·A (unclipped)")
     ax_obj.plot(r, objective, color="C0", lw=2, label="min(r·A, clip(r)·A)")
     ax_obj.set_ylabel("objective L(r)")
-    ax_obj.set_title(f"clip_eps = {clip_eps:g}, A = {advantage:g}")
+    band = (
+        f"clip_eps = {clip_eps:g}"
+        if high == clip_eps
+        else f"eps = {clip_eps:g}, eps_high = {high:g}"
+    )
+    ax_obj.set_title(f"{band}, A = {advantage:g}")
     ax_grad.plot(r, slope, color="C3", lw=2, label="dL/dr")
     ax_grad.set_ylabel("slope dL/dr")
     ax_grad.axhline(0, color="black", lw=0.5)
@@ -84,7 +94,7 @@ def plot_clip(
             label = "gradient is 0" if (k == 0 and ax is ax_obj) else None
             ax.axvspan(float(r[start]), float(r[end]), color="0.85", zorder=0, label=label)
     for ax in axes:
-        for bound in (1 - clip_eps, 1 + clip_eps):
+        for bound in (1 - clip_eps, 1 + high):
             ax.axvline(bound, color="black", ls=":", lw=1)
     ax_obj.legend(loc="best", fontsize=8)
 
@@ -94,7 +104,7 @@ def plot_clip(
         ax_hist = axes[2]
         ax_hist.hist(shown.numpy(), bins=80, range=RATIO_RANGE, color="C2")
         ax_hist.set_ylabel("tokens")
-        title = f"ratios of {len(ratios)} tokens of the batch (dotted: 1 ± eps)"
+        title = f"ratios of {len(ratios)} tokens of the batch (dotted: the clip range)"
         if batch_clipfrac is not None:
             title += f" | clip fraction {batch_clipfrac:.1%}"
         ax_hist.set_title(title, fontsize=9)
@@ -105,7 +115,11 @@ def plot_clip(
 
 
 def batch_clip_fraction(
-    ratios: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float = 0.2
+    ratios: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float = 0.2,
+    clip_eps_high: float | None = None,
 ) -> float:
     """Fraction of valid tokens where the clipped term is the one taken (and differs).
 
@@ -114,16 +128,20 @@ def batch_clip_fraction(
 
     Taught in notebooks/04_ratios_and_clipping.ipynb.
     """
-    counts = clip_breakdown(ratios, advantages, mask, clip_eps)
+    counts = clip_breakdown(ratios, advantages, mask, clip_eps, clip_eps_high)
     return (counts["upper_binds"] + counts["lower_binds"]) / counts["valid"]
 
 
 def clip_breakdown(
-    ratios: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float = 0.2
+    ratios: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float = 0.2,
+    clip_eps_high: float | None = None,
 ) -> dict[str, int]:
     """Count, over valid tokens, where the ratio sits and which bound of the clip binds.
 
-    Returns a dict of ints: ``valid`` tokens; ``above`` (``r > 1 + eps``) and ``below``
+    Returns a dict of ints: ``valid`` tokens; ``above`` (``r > 1 + eps_high``) and ``below``
     (``r < 1 - eps``); ``upper_binds`` and ``lower_binds``: tokens where the clipped term is
     the one taken (``min(r A, clip(r) A) < r A``) above and below the band. The upper bound
     can only bind when ``A > 0`` and the lower one only when ``A < 0``. Inputs ``(B, T)``.
@@ -135,8 +153,9 @@ def clip_breakdown(
     require_same_shape("advantages", advantages, "ratios", ratios)
     valid = require_mask("mask", mask, ratios.shape, prefix=False)
     clip_eps = require_number("clip_eps", clip_eps, 0.0, 1.0, low_open=True, high_open=True)
-    taken = clipped_surrogate(ratios, advantages, clip_eps) < ratios * advantages
-    above, below = ratios > 1 + clip_eps, ratios < 1 - clip_eps
+    high = _high(clip_eps, clip_eps_high)
+    taken = clipped_surrogate(ratios, advantages, clip_eps, high) < ratios * advantages
+    above, below = ratios > 1 + high, ratios < 1 - clip_eps
     return {
         "valid": int(valid.sum()),
         "above": int((above & valid).sum()),
@@ -208,8 +227,13 @@ def show_clip_explorer(
     mask: torch.Tensor | None = None,
     clip_eps: float = 0.2,
     advantage: float = 1.0,
+    clip_eps_high: float | None = None,
 ) -> None:
-    """Show the clip explorer: eps and advantage sliders over :func:`plot_clip`.
+    """Show the clip explorer: eps, eps_high and advantage sliders over :func:`plot_clip`.
+
+    The ``eps_high`` slider sets the upper range on its own (DAPO's clip-higher); it starts at
+    ``clip_eps_high`` (None: at ``clip_eps``, the symmetric clip), and while it equals
+    ``clip_eps`` it follows the ``clip_eps`` slider, so the clip stays symmetric until it is moved.
 
     With a real batch (``ratios``, ``advantages``, ``mask``, all ``(B, T)``; ``mask``
     defaults to all ones) the plot adds the histogram of its ratios and the clip fraction
@@ -241,6 +265,16 @@ def show_clip_explorer(
         layout=SLIDER_LAYOUT,
         continuous_update=False,
     )
+    high_slider = widgets.FloatSlider(
+        value=_high(clip_eps, clip_eps_high),
+        min=0.05,
+        max=0.5,
+        step=0.01,
+        description="eps_high",
+        style=LABEL_STYLE,
+        layout=SLIDER_LAYOUT,
+        continuous_update=False,
+    )
     adv_slider = widgets.FloatSlider(
         value=advantage,
         min=-2.0,
@@ -254,20 +288,32 @@ def show_clip_explorer(
     out = widgets.Output()
 
     def draw(_change=None) -> None:
-        eps = eps_slider.value
+        eps, high = eps_slider.value, high_slider.value
         frac = None
         if valid_ratios is not None:
-            frac = batch_clip_fraction(ratios, advantages, mask, eps)
+            frac = batch_clip_fraction(ratios, advantages, mask, eps, high)
         with out:
             out.clear_output(wait=True)
-            fig = plot_clip(eps, adv_slider.value, valid_ratios, frac)
+            fig = plot_clip(eps, adv_slider.value, valid_ratios, frac, high)
             display(fig)
             plt.close(fig)
 
-    eps_slider.observe(draw, names="value")
-    adv_slider.observe(draw, names="value")
+    def follow(change) -> None:  # a symmetric clip stays symmetric until eps_high is moved
+        if abs(high_slider.value - change["old"]) < 1e-9:
+            high_slider.value = change["new"]
+
+    eps_slider.observe(follow, names="value")
+    for slider in (eps_slider, high_slider, adv_slider):
+        slider.observe(draw, names="value")
     draw()  # at the defaults, before the sliders, so a static render shows the plot too
-    display(widgets.VBox([widgets.HBox([eps_slider, adv_slider]), out]))
+    display(widgets.VBox([widgets.HBox([eps_slider, high_slider]), adv_slider, out]))
+
+
+def _high(clip_eps: float, clip_eps_high: float | None) -> float:
+    """The upper clip range: ``clip_eps_high`` (checked, > 0) or, when None, ``clip_eps``."""
+    if clip_eps_high is None:
+        return clip_eps
+    return require_number("clip_eps_high", clip_eps_high, 0.0, low_open=True)
 
 
 def _runs(flags: list[bool]) -> list[tuple[int, int]]:
