@@ -124,7 +124,29 @@ class ClassifierGold:
     """
 
     def __init__(self, model, tokenizer, positive: int, max_length: int = 512):
-        self.scorer = RewardModel(model, tokenizer, label=positive, max_length=max_length)
+        self._scorer = RewardModel(model, tokenizer, label=positive, max_length=max_length)
+        self._load, self._max_length = None, max_length
+
+    @classmethod
+    def lazy(cls, load, max_length: int = 512) -> ClassifierGold:
+        """A gold judge whose classifier is loaded (from the hub: downloaded) on first use.
+
+        ``load() -> (model, tokenizer, positive)``. The GPU preset's gold is 1.4 GB: a lesson
+        that never scores with it never downloads it.
+        """
+        gold = cls.__new__(cls)
+        gold._scorer, gold._load, gold._max_length = None, load, max_length
+        return gold
+
+    @property
+    def scorer(self) -> RewardModel:
+        """The classifier as a ``RewardModel`` on the POSITIVE logit (loaded on first use)."""
+        if self._scorer is None:
+            model, tokenizer, positive = self._load()
+            self._scorer = RewardModel(
+                model, tokenizer, label=positive, max_length=self._max_length
+            )
+        return self._scorer
 
     @torch.no_grad()
     def __call__(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
@@ -139,7 +161,8 @@ class ClassifierGold:
         return torch.cat(out)
 
     def __repr__(self) -> str:
-        return f"ClassifierGold({type(self.scorer.model).__name__}, 2 P(POSITIVE) - 1)"
+        name = "not loaded yet" if self._scorer is None else type(self._scorer.model).__name__
+        return f"ClassifierGold({name}, 2 P(POSITIVE) - 1)"
 
 
 def default_device() -> torch.device:
@@ -342,14 +365,12 @@ def _load_gpt2_imdb(device: torch.device, n_prompts: int, seed: int, source=None
     policy.to(device)
     rm_model, rm_tokenizer, label = _load_classifier("reward", source, device)
     notes = []
-    try:
-        gold = ClassifierGold(*_load_classifier("gold", source, device))
-    except RuntimeError as err:
-        if source is None or (Path(source) / HUB["gold"][0]).exists():
-            raise
+    if source is not None and not (Path(source) / HUB["gold"][0]).is_dir():
         gold = None  # a mirror saved with --skip-gold
-        notes.append(f"no gold judge: {err}")
+        notes.append(f"no gold judge: the mirror {source} has no {HUB['gold'][0]}")
         print(f"gold judge: none ({HUB['gold'][0]} is not in the mirror {source})")
+    else:  # loaded (and downloaded) only when a lesson first scores with it
+        gold = ClassifierGold.lazy(lambda: _load_classifier("gold", source, device))
     # Queries of 2-8 tokens from IMDB reviews, as in TRL's gpt2-sentiment example.
     data_file = artifact_dir("dataset", source) / IMDB_TRAIN
     if not data_file.is_file():

@@ -246,8 +246,15 @@ class TestGPUPresetOnTheStandInMirror:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
         p = load_preset("gpt2-imdb", device="cpu", n_prompts=8)
-        assert sorted(asked) == sorted((r, rev, True) for r, rev in HUB.values())
+        # the gold judge (1.4 GB on the hub) is fetched only when first used
+        assert sorted(asked) == sorted(
+            (r, rev, True) for role, (r, rev) in HUB.items() if role != "gold"
+        )
         assert isinstance(p.gold, ClassifierGold) and p.reward.label == 1
+        assert "not loaded yet" in repr(p.gold)
+        assert p.gold(["a wonderful film", "a dull film"]).shape == (2,)
+        assert sorted(asked) == sorted((r, rev, True) for r, rev in HUB.values())
+        assert "not loaded yet" not in repr(p.gold)
 
 
 @pytest.mark.parametrize("kw, arg", [({"name": "gpt3"}, "name"), ({"n_prompts": 0}, "n_prompts")])
