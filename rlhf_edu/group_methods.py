@@ -40,6 +40,7 @@ from ._checks import require_choice, require_int, require_number
 from .advantages import LOSS_AGGREGATIONS, masked_aggregate
 from .beyond import GROUP_KINDS, group_advantages
 from .generation import response_logprobs, sample
+from .scoring import check_scores
 from .trainer import _check_finite
 
 IMPORTANCE_SAMPLING = ("token", "sequence")
@@ -217,9 +218,7 @@ class GroupTrainer:
             ref_logprobs = response_logprobs(self.ref_policy, roll, temperature=c.temperature)
             seq_kl = (kl.kl_estimate(old_logprobs, ref_logprobs, "k1") * mask).sum(1)  # (B,)
             # 4. scores; RLOO puts the KL penalty in the reward, GRPO in the loss (step 6)
-            scores = torch.as_tensor(
-                self.reward_fn(roll.texts), dtype=torch.float32, device=self.device
-            )
+            scores = check_scores(self.reward_fn(roll.texts), len(roll), step=step).to(self.device)
             _check_finite(step, "reward score", scores)
             rewards = scores - c.beta * seq_kl if self.kind == "rloo" else scores
             gold = self.gold_fn(roll.texts) if self.gold_fn is not None else None

@@ -116,9 +116,7 @@ def setup(preset: str = "auto", device=None, seed: int = 0, n_prompts: int = 204
     """
     quiet()
     seed_everything(seed)
-    from .presets import load_preset
-
-    from .presets import PRESETS
+    from .presets import PRESETS, load_preset
 
     env_preset = os.environ.get("RLHF_EDU_PRESET") or None
     if env_preset is not None and env_preset not in PRESETS:

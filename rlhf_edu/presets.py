@@ -424,7 +424,7 @@ def load_preset(
     """
     if name not in PRESETS:
         raise ValueError(f"name: expected one of {PRESETS}, got {name!r}")
-    if not (isinstance(n_prompts, int) and n_prompts >= 1):
+    if isinstance(n_prompts, bool) or not (isinstance(n_prompts, int) and n_prompts >= 1):
         raise ValueError(f"n_prompts: expected a positive int, got {n_prompts!r}")
     if source is not None and not Path(source).is_dir():
         raise ValueError(f"source: expected a mirror folder, got {str(source)!r} (not a folder)")

@@ -412,3 +412,35 @@ class TestCorpusPrompts:
     def test_n_words(self, n_words):
         with pytest.raises(ValueError, match=r"^n_words: expected a pair \(lo, hi\) of ints"):
             corpus.make_prompts(["the plot was good"], n_words=n_words)
+
+
+class TestLeftoversOfIssue12:
+    """The same checks reach the group trainer, the newer exercise checkers and load_preset."""
+
+    def test_group_trainer_names_a_bad_reward_fn(self, tiny):
+        from rlhf_edu.group_methods import GroupConfig, GroupTrainer
+
+        cfg = GroupConfig(steps=1, prompts_per_step=2, group_size=2, mini_batch_size=4,
+                          max_new_tokens=4)  # fmt: skip
+        trainer = GroupTrainer("grpo", cfg, tiny.fresh_policy(), tiny.ref_policy, tiny.tokenizer,
+                               lambda texts: ["good"] * len(texts), tiny.prompts[:8])  # fmt: skip
+        with pytest.raises(ValueError, match=r"step 1: reward_fn: expected one number per text"):
+            trainer.train(progress=False)
+
+    @pytest.mark.parametrize(
+        "module, checker",
+        [("after_ppo", "check_dr_grpo_loss"), ("group_advantages", "check_group_advantages"),
+         ("ppo_loss", "check_ppo_loss")],
+    )  # fmt: skip
+    def test_new_checkers_name_a_non_function(self, module, checker):
+        import importlib
+
+        check = getattr(importlib.import_module(f"rlhf_edu.exercises.{module}"), checker)
+        with pytest.raises(ValueError, match="fn: expected your function itself"):
+            check(None)
+
+    def test_load_preset_refuses_a_bool_for_n_prompts(self):
+        from rlhf_edu.presets import load_preset
+
+        with pytest.raises(ValueError, match="n_prompts"):
+            load_preset("tiny", n_prompts=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_edu._checks import require_callable
 from rlhf_edu.advantages import masked_aggregate
 from rlhf_edu.beyond import group_advantages
 from rlhf_edu.exercises import ExerciseError, compare, passed
@@ -75,6 +76,7 @@ def check_dr_grpo_loss(fn) -> None:
 
     Taught in notebooks/10_after_ppo.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     cases = _cases()
     for name, case in cases:
         logprobs, old, rewards, mask, G, max_len, eps = case

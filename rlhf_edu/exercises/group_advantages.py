@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_edu._checks import require_callable
 from rlhf_edu.beyond import group_advantages
 from rlhf_edu.exercises import ExerciseError, compare, passed
 
@@ -47,6 +48,7 @@ def check_group_advantages(fn) -> None:
 
     Taught in notebooks/08_beyond_ppo.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     cases = _cases()
     for name, rewards, group_size, kind in cases:
         expected = group_advantages(rewards, group_size, kind)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from rlhf_edu import ppo
+from rlhf_edu._checks import require_callable
 from rlhf_edu.advantages import masked_mean
 from rlhf_edu.exercises import ExerciseError, compare, learner_gradient, passed
 
@@ -69,6 +70,7 @@ def check_ppo_loss(fn) -> None:
 
     Taught in notebooks/07_ppo.ipynb.
     """
+    require_callable("fn", fn, "your function itself (pass it without calling it)")
     padded = _batch()
     batch = {**padded, "mask": torch.ones_like(padded["mask"])}  # no padding until the padding case
     base = {"clip_eps": 0.2, "clip_range_value": 0.2, "vf_coef": 0.0, "ent_coef": 0.0}
