@@ -119,7 +119,19 @@ GROUP_ONLY_FIELDS = {
             "minibatch), constant = 'dr_grpo'"
         ),
     ),
-    "scale_rewards": ("scale_rewards", "True = 'group' (divide by the group's std), False = 'none'"),
+    "scale_rewards": (
+        "scale_rewards",
+        "True = 'group' (divide by the group's std), False = 'none'",
+    ),
+    "clip_eps_high": ("epsilon_high", "DAPO's clip-higher; None = clip_eps"),
+    "importance_sampling": (
+        "importance_sampling_level",
+        "'sequence' = GSPO's sequence ratio (TRL warns unless loss_type is 'grpo', GSPO's setup)",
+    ),
+    "drop_zero_std_groups": (
+        None,
+        "ours drops the groups whose rewards are all equal; no GRPOConfig field is mapped",
+    ),
 }
 
 
@@ -212,6 +224,10 @@ def grpo_kwargs(config: GroupConfig) -> dict:
         "learning_rate": config.lr,
         "lr_scheduler_type": "constant",
         "epsilon": config.clip_eps,
+        "epsilon_high": config.clip_eps_high
+        if config.clip_eps_high is not None
+        else config.clip_eps,
+        "importance_sampling_level": config.importance_sampling,
         "beta": config.beta,
         "max_completion_length": config.max_new_tokens,
         "temperature": config.temperature,
@@ -326,10 +342,10 @@ def config_table(ppo_config: PPOConfig, group_config: GroupConfig | None = None)
             "TRL value": "-",
             "TRL default": "-",
             "GroupConfig": name,
-            "TRL GRPOConfig": grpo_name,
+            "TRL GRPOConfig": grpo_name or "-",
         }
         if group_config is not None:
-            row["GRPO value"] = trl_grpo[grpo_name]
+            row["GRPO value"] = trl_grpo[grpo_name] if grpo_name else "-"
         row["note"] = note
         rows.append(row)
     return rows

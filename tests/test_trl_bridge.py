@@ -71,6 +71,12 @@ class TestKwargs:
         kw = trl_bridge.grpo_kwargs(GroupConfig(loss_aggregation=aggregation))
         assert kw["loss_type"] == loss_type
 
+    def test_grpo_clip_higher_and_sequence_ratio_in_trl_names(self):
+        kw = trl_bridge.grpo_kwargs(GroupConfig())
+        assert kw["epsilon_high"] == kw["epsilon"] and kw["importance_sampling_level"] == "token"
+        kw = trl_bridge.grpo_kwargs(GroupConfig(clip_eps_high=0.28, importance_sampling="sequence"))
+        assert kw["epsilon_high"] == 0.28 and kw["importance_sampling_level"] == "sequence"
+
     def test_grpo_std_scaling_in_trl_names(self):
         assert trl_bridge.grpo_kwargs(GroupConfig())["scale_rewards"] == "group"
         assert trl_bridge.grpo_kwargs(GroupConfig(scale_rewards=False))["scale_rewards"] == "none"
@@ -80,9 +86,12 @@ class TestConfigTable:
     def test_one_row_per_field(self):
         rows = trl_bridge.config_table(PPOConfig(), GroupConfig(loss_aggregation="constant"))
         assert [r["ours"] for r in rows] == [
-            *(f.name for f in dataclasses.fields(PPOConfig)), *trl_bridge.GROUP_ONLY_FIELDS
+            *(f.name for f in dataclasses.fields(PPOConfig)),
+            *trl_bridge.GROUP_ONLY_FIELDS,
         ]
-        assert set(trl_bridge.GROUP_ONLY_FIELDS) <= {f.name for f in dataclasses.fields(GroupConfig)}
+        assert set(trl_bridge.GROUP_ONLY_FIELDS) <= {
+            f.name for f in dataclasses.fields(GroupConfig)
+        }
         by = {r["ours"]: r for r in rows}
         assert by["clip_eps"]["TRL PPOConfig"] == "cliprange"
         assert by["clip_range_value"]["TRL PPOConfig"] == "cliprange_value"
@@ -136,7 +145,7 @@ class TestAgainstTRLConfigs:
             assert ppo_name is None or ppo_name in ppo_fields, ppo_name
             assert grpo_name is None or grpo_name in grpo_fields, grpo_name
         for grpo_name, _ in trl_bridge.GROUP_ONLY_FIELDS.values():
-            assert grpo_name in grpo_fields, grpo_name
+            assert grpo_name is None or grpo_name in grpo_fields, grpo_name
 
     def test_loss_types_are_trls(self, trl_configs):
         """Each loss_type we map to is one TRL's GRPO trainer branches on, with our normaliser."""
