@@ -255,36 +255,21 @@ def show_clip_explorer(
         valid = require_mask("mask", mask, ratios.shape, prefix=False)
         valid_ratios = ratios[valid]
 
-    eps_slider = widgets.FloatSlider(
-        value=clip_eps,
-        min=0.05,
-        max=0.5,
-        step=0.05,
-        description="clip_eps",
-        style=LABEL_STYLE,
-        layout=SLIDER_LAYOUT,
-        continuous_update=False,
-    )
-    high_slider = widgets.FloatSlider(
-        value=_high(clip_eps, clip_eps_high),
-        min=0.05,
-        max=0.5,
-        step=0.01,
-        description="eps_high",
-        style=LABEL_STYLE,
-        layout=SLIDER_LAYOUT,
-        continuous_update=False,
-    )
-    adv_slider = widgets.FloatSlider(
-        value=advantage,
-        min=-2.0,
-        max=2.0,
-        step=0.1,
-        description="advantage A",
-        style=LABEL_STYLE,
-        layout=SLIDER_LAYOUT,
-        continuous_update=False,
-    )
+    def slider(value: float, low: float, high: float, step: float, description: str):
+        return widgets.FloatSlider(
+            value=value,
+            min=low,
+            max=high,
+            step=step,
+            description=description,
+            style=LABEL_STYLE,
+            layout=SLIDER_LAYOUT,
+            continuous_update=False,
+        )
+
+    eps_slider = slider(clip_eps, 0.05, 0.5, 0.05, "clip_eps")
+    high_slider = slider(_high(clip_eps, clip_eps_high), 0.05, 0.5, 0.01, "eps_high")
+    adv_slider = slider(advantage, -2.0, 2.0, 0.1, "advantage A")
     out = widgets.Output()
 
     def draw(_change=None) -> None:
