@@ -6,8 +6,7 @@ number per sequence, broadcast to all its tokens. No value head, no GAE. One ste
 
 1. draw ``prompts_per_step`` prompts, each repeated ``group_size`` times (consecutive groups);
 2. sample the responses (at most ``max_new_tokens``, or a length limit drawn from
-   ``min_new_tokens..max_new_tokens`` as :class:`rlhf_edu.trainer.PPOConfig` draws it),
-   keeping their log-probs ``old_logprobs``;
+   ``min_new_tokens..max_new_tokens``), keeping their log-probs ``old_logprobs``;
 3. reference log-probs ``ref_logprobs`` under the frozen reference policy;
 4. reward-model scores; RLOO puts the KL in the reward, ``r = score - beta * sum_t k1_t``
    (Ahmadian et al. 2024); GRPO keeps ``r = score``;
@@ -23,25 +22,25 @@ number per sequence, broadcast to all its tokens. No value head, no GAE. One ste
    by default, PPO's token mean, or Dr. GRPO's constant); one AdamW step per minibatch;
 7. metrics (named as TRL names PPO's).
 
+:class:`GroupTrainer` is a :class:`rlhf_edu.trainer.PPOTrainer` with steps 5 and 6's loss
+replaced (and no value model): steps 1-4 and the loop of step 6 are PPO's own code.
+
 Taught in notebooks/08_beyond_ppo.ipynb; the knobs one at a time in notebooks/10_after_ppo.ipynb.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from . import kl, ppo
 from ._checks import require_choice, require_int, require_number
 from .advantages import LOSS_AGGREGATIONS, masked_aggregate
 from .beyond import GROUP_KINDS, group_advantages
-from .generation import response_logprobs, sample
-from .scoring import check_scores
-from .trainer import _check_finite
+from .generation import response_logprobs
+from .trainer import PPOTrainer
 
 IMPORTANCE_SAMPLING = ("token", "sequence")
 
@@ -65,6 +64,8 @@ class GroupConfig:
     """Responses per gradient step; must divide ``prompts_per_step * group_size``."""
     lr: float = 3e-4
     """AdamW learning rate. The tiny policy tolerates ~1e-4 to 1e-3."""
+    weight_decay: float = 0.0
+    """AdamW's decoupled weight decay, as :class:`rlhf_edu.trainer.PPOConfig`'s (0, as in TRL)."""
     clip_eps: float = 0.2
     """Policy clip range eps in clip(r, 1-eps, 1+eps). Usually 0.1 to 0.3."""
     clip_eps_high: float | None = None
@@ -99,6 +100,12 @@ class GroupConfig:
     mean (False, Dr. GRPO). RLOO never divides (must stay True)."""
     temperature: float = 1.0
     """Sampling temperature; the log-probs are of logits / temperature."""
+    top_k: int = 0
+    """Top-k filtering while sampling (0: off). Keep off: filtering makes the run off-policy."""
+    top_p: float = 1.0
+    """Nucleus filtering while sampling (1: off). Keep off, as ``top_k``."""
+    missing_eos_penalty: float | None = None
+    """Subtract this from the score of a response that hit the length limit (TRL's name)."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm. Usually 0.5 to 1."""
     seed: int = 0
@@ -133,8 +140,12 @@ class GroupConfig:
             )
         for name in ("lr", "temperature"):
             require_number(name, getattr(self, name), 0, low_open=True)
-        for name in ("beta", "max_grad_norm"):
+        for name in ("beta", "max_grad_norm", "weight_decay"):
             require_number(name, getattr(self, name), 0)
+        require_int("top_k", self.top_k, 0)
+        require_number("top_p", self.top_p, 0, 1, low_open=True)
+        if self.missing_eos_penalty is not None:
+            require_number("missing_eos_penalty", self.missing_eos_penalty)
 
     @property
     def batch_size(self) -> int:
@@ -142,12 +153,18 @@ class GroupConfig:
         return self.prompts_per_step * self.group_size
 
 
-class GroupTrainer:
+class GroupTrainer(PPOTrainer):
     """Train ``policy`` with GRPO or RLOO (``kind``) against ``reward_fn``, near ``ref_policy``.
 
-    The same arguments as :class:`rlhf_edu.trainer.PPOTrainer` (without a value head), and the
-    same interface: ``train()``, ``history`` (one metric dict per step), ``callbacks`` (each
-    called as ``fn(trainer, metrics)`` after every step), ``step``, ``policy``.
+    A :class:`rlhf_edu.trainer.PPOTrainer` that replaces only what differs: no value model
+    (:meth:`make_value_head`, :meth:`trainable_parameters`), prompts repeated ``group_size``
+    times (:meth:`next_prompts`), sequence advantages from the sibling responses instead of
+    GAE (:meth:`advantages`), and the loss of one minibatch (:meth:`minibatch_loss`: the KL as
+    a k3 loss term for GRPO, aggregated by ``loss_aggregation``; no value loss). Sampling,
+    scoring, the epochs of minibatches, the optimiser step and the loop are PPO's. The same
+    arguments as ``PPOTrainer`` (without a value head) and the same interface: ``train()``,
+    ``history``, ``callbacks`` (each called as ``fn(trainer, metrics)`` after every step),
+    ``step``, ``policy``. No checkpoints (``train(resume=True)`` is refused).
 
     Taught in notebooks/08_beyond_ppo.ipynb.
     """
@@ -167,163 +184,90 @@ class GroupTrainer:
             raise ValueError(f"kind: expected one of {GROUP_KINDS}, got {kind!r}")
         if not isinstance(config, GroupConfig):
             raise ValueError(f"config: expected a GroupConfig, got {type(config).__name__}")
-        if not prompts or isinstance(prompts, str):
-            raise ValueError("prompts: expected a non-empty list of strings")
         self.kind = kind
-        self.config = config
-        self.policy = policy
-        self.ref_policy = ref_policy
-        self.tokenizer = tokenizer
-        self.reward_fn = reward_fn
-        self.gold_fn = gold_fn
-        self.prompts = list(prompts)
-        self.device = next(policy.parameters()).device
-        # Dropout off: the old and new log-probs must come from the same function (ratio 1).
-        self.policy.eval()
-        self.ref_policy.eval()
-        self.optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, eps=1e-5)
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.step = 0
-        self.history: list[dict[str, float]] = []
-        self.callbacks: list[Callable[[GroupTrainer, dict], None]] = []
-        torch.manual_seed(config.seed)
+        self.name = kind.upper()
+        super().__init__(config, policy, ref_policy, tokenizer, reward_fn, prompts, gold_fn)
 
-    def group_step(self) -> dict[str, float]:
-        """Run steps 1-7 once; return this step's metrics."""
-        c, G = self.config, self.config.group_size
-        t0 = time.perf_counter()
-        step = self.step + 1
-        # 1. prompts, each repeated G times in a row: rows [g*G, (g+1)*G) share a prompt
+    def make_value_head(self, value_head):
+        return None  # the group is the baseline: no value model
+
+    def trainable_parameters(self):
+        return list(self.policy.parameters())
+
+    def make_kl_controller(self):
+        return kl.FixedKLController(self.config.beta)
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
+
+    @property
+    def kl_kind(self) -> str:
+        return "k1"  # RLOO's penalty in the reward; logged as objective/kl for both kinds
+
+    def next_prompts(self) -> list[str]:
+        """``prompts_per_step`` prompts, each repeated G times: rows [g*G, (g+1)*G) share one."""
+        c = self.config
         idx = torch.randint(len(self.prompts), (c.prompts_per_step,), generator=self.generator)
-        prompts = [self.prompts[i] for i in idx.tolist() for _ in range(G)]
-        # 2. sample, keeping the log-probs (the "old" policy is the current one)
-        length = c.max_new_tokens
-        if c.min_new_tokens is not None:  # a random length limit, drawn as PPOTrainer draws it
-            length = int(
-                torch.randint(
-                    c.min_new_tokens, c.max_new_tokens + 1, (1,), generator=self.generator
-                )
-            )
-        roll = sample(
-            self.policy,
-            self.tokenizer,
-            prompts,
-            max_new_tokens=length,
-            temperature=c.temperature,
-        )
-        old_logprobs, mask = roll.logprobs, roll.mask.float()
-        t_gen = time.perf_counter()
-        with torch.no_grad():
-            # 3. reference log-probs
-            ref_logprobs = response_logprobs(self.ref_policy, roll, temperature=c.temperature)
-            seq_kl = (kl.kl_estimate(old_logprobs, ref_logprobs, "k1") * mask).sum(1)  # (B,)
-            # 4. scores; RLOO puts the KL penalty in the reward, GRPO in the loss (step 6)
-            scores = check_scores(self.reward_fn(roll.texts), len(roll), step=step).to(self.device)
-            _check_finite(step, "reward score", scores)
-            rewards = scores - c.beta * seq_kl if self.kind == "rloo" else scores
-            gold = self.gold_fn(roll.texts) if self.gold_fn is not None else None
-            # 5. one advantage per sequence, relative to its group, broadcast to its tokens
-            seq_advantages = group_advantages(rewards, G, self.kind, c.scale_rewards)  # (B,)
-            advantages = seq_advantages[:, None] * mask  # (B, T)
-            zero_std = rewards.view(-1, G).std(1) == 0  # (prompts,): no signal in these groups
-            # DAPO's dynamic sampling: train only on the rows of groups with a signal
-            keep = (~zero_std).repeat_interleave(G) if c.drop_zero_std_groups else None
-        t_reward = time.perf_counter()
-        # 6. epochs of shuffled minibatches: minus the clipped objective (+ beta * k3 for GRPO)
-        #    per token, aggregated by c.loss_aggregation
-        stats = []
-        rows = torch.arange(len(roll)) if keep is None else keep.nonzero().view(-1).cpu()
-        for _ in range(c.epochs if len(rows) else 0):
-            order = rows[torch.randperm(len(rows), generator=self.generator)]
-            for start in range(0, len(rows), c.mini_batch_size):
-                i = order[start : start + c.mini_batch_size].to(self.device)
-                mb = roll.select(i)
-                T = int(mb.mask.sum(1).max())  # trim the padding this minibatch doesn't need
-                mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
-                m = mask[i, :T]
-                logprobs = response_logprobs(self.policy, mb, temperature=c.temperature)
-                if c.importance_sampling == "sequence":  # GSPO: one ratio per response
-                    ratio = ppo.sequence_ratio(logprobs, old_logprobs[i, :T], m)
-                else:
-                    ratio = ppo.probability_ratio(logprobs, old_logprobs[i, :T])
-                pg_losses = -ppo.clipped_surrogate(
-                    ratio, advantages[i, :T], c.clip_eps, c.clip_eps_high
-                )
-                pg_loss = masked_aggregate(pg_losses, m, c.loss_aggregation, c.max_new_tokens)
-                loss = pg_loss
-                kl_loss = torch.zeros(())
-                if self.kind == "grpo":
-                    k3 = kl.kl_estimate(logprobs, ref_logprobs[i, :T], "k3")
-                    kl_loss = masked_aggregate(k3, m, c.loss_aggregation, c.max_new_tokens)
-                    loss = pg_loss + c.beta * kl_loss
-                with torch.no_grad():  # clipfrac, approx_kl, ratio_mean over the valid tokens
-                    _, pg_stats = ppo.policy_loss(  # per-token ratio stats, also under GSPO
-                        logprobs.detach(),
-                        old_logprobs[i, :T],
-                        advantages[i, :T],
-                        m,
-                        c.clip_eps,
-                        c.clip_eps_high,
-                    )
-                _check_finite(step, "loss", loss.detach())
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm)
-                self.optimizer.step()
-                stats.append({**pg_stats, "pg_loss": pg_loss.item(), "kl_loss": kl_loss.item()})
-        t_opt = time.perf_counter()
+        return [self.prompts[i] for i in idx.tolist() for _ in range(c.group_size)]
 
-        # 7. metrics (TRL's PPO names where they exist)
-        if not stats:  # every group dropped: no update this step, nothing moved
-            stats = [{"clipfrac": 0.0, "approx_kl": 0.0, "ratio_mean": 1.0, "pg_loss": 0.0,
-                      "kl_loss": 0.0}]  # fmt: skip
+    def advantages(self, roll, scores, old_logprobs, ref_logprobs, kl_t, mask) -> dict:
+        """Step 5: one advantage per sequence, relative to its group, broadcast to its tokens.
 
-        def avg(key):
-            return sum(s[key] for s in stats) / len(stats)
-
-        metrics = {
-            "step": step,
-            "episode": step * c.batch_size,
-            "objective/kl": seq_kl.mean().item(),
-            "objective/entropy": (-old_logprobs * mask).sum(1).mean().item(),
-            "objective/scores": scores.mean().item(),
-            "objective/rlhf_reward": (scores - c.beta * seq_kl).mean().item(),
-            "objective/frac_zero_std": zero_std.float().mean().item(),
-            "policy/approxkl_avg": avg("approx_kl"),
-            "policy/clipfrac_avg": avg("clipfrac"),
-            "loss/policy_avg": avg("pg_loss"),
-            "loss/kl_avg": avg("kl_loss"),
-            "val/ratio": avg("ratio_mean"),
-            "val/response_length": mask.sum(1).mean().item(),
-            "beta": c.beta,
-            "time/generate": t_gen - t0,
-            "time/reward": t_reward - t_gen,
-            "time/optimize": t_opt - t_reward,
-            "time/step": time.perf_counter() - t0,
+        RLOO puts the KL penalty in the reward, ``r = score - beta * sum_t k1_t``; GRPO keeps
+        ``r = score`` (its KL is a loss term, :meth:`minibatch_loss`). With
+        ``drop_zero_std_groups`` only the rows of groups whose rewards differ are trained on."""
+        c, G = self.config, self.config.group_size
+        rewards = scores - c.beta * kl_t.sum(1) if self.kind == "rloo" else scores
+        seq_advantages = group_advantages(rewards, G, self.kind, c.scale_rewards)  # (B,)
+        zero_std = rewards.view(-1, G).std(1) == 0  # (prompts,): no signal in these groups
+        rows = None  # DAPO's dynamic sampling: train only on the rows of groups with a signal
+        if c.drop_zero_std_groups:
+            rows = (~zero_std).repeat_interleave(G).nonzero().view(-1).cpu()
+        return {
+            "advantages": seq_advantages[:, None] * mask,  # (B, T)
+            "ref_logprobs": ref_logprobs,
+            "zero_std": zero_std,
+            "rows": rows,
         }
-        if gold is not None:
-            metrics["objective/gold"] = float(torch.as_tensor(gold).float().mean())
-        self.last_rollout = roll
-        self.step = step
-        self.history.append(metrics)
-        return metrics
 
-    def train(self, progress: bool = True) -> list[dict[str, float]]:
-        """Run steps until ``config.steps``; return the history (one metric dict per step)."""
-        bar = tqdm(
-            total=self.config.steps, initial=self.step, desc=self.kind.upper(), disable=not progress
-        )
-        while self.step < self.config.steps:
-            metrics = self.group_step()
-            bar.update(1)
-            post = {"score": metrics["objective/scores"], "kl": metrics["objective/kl"]}
-            if "objective/gold" in metrics:
-                post["gold"] = metrics["objective/gold"]
-            bar.set_postfix({k: f"{v:.3f}" for k, v in post.items()})
-            for callback in self.callbacks:
-                callback(self, metrics)
-        bar.close()
-        return self.history
+    def minibatch_loss(self, mb, i, m, old_logprobs, batch):
+        """Minus the clipped objective per token (+ ``beta * k3`` for GRPO), aggregated by
+        ``loss_aggregation``. Returns ``(loss, stats)``."""
+        c, T = self.config, m.shape[1]
+        logprobs = response_logprobs(self.policy, mb, temperature=c.temperature)
+        if c.importance_sampling == "sequence":  # GSPO: one ratio per response
+            ratio = ppo.sequence_ratio(logprobs, old_logprobs[i, :T], m)
+        else:
+            ratio = ppo.probability_ratio(logprobs, old_logprobs[i, :T])
+        advantages = batch["advantages"][i, :T]
+        pg_losses = -ppo.clipped_surrogate(ratio, advantages, c.clip_eps, c.clip_eps_high)
+        pg_loss = masked_aggregate(pg_losses, m, c.loss_aggregation, c.max_new_tokens)
+        loss = pg_loss
+        kl_loss = torch.zeros(())
+        if self.kind == "grpo":
+            k3 = kl.kl_estimate(logprobs, batch["ref_logprobs"][i, :T], "k3")
+            kl_loss = masked_aggregate(k3, m, c.loss_aggregation, c.max_new_tokens)
+            loss = pg_loss + c.beta * kl_loss
+        with torch.no_grad():  # clipfrac, approx_kl, ratio_mean over the valid tokens
+            _, pg_stats = ppo.policy_loss(  # per-token ratio stats, also under GSPO
+                logprobs.detach(), old_logprobs[i, :T], advantages, m, c.clip_eps, c.clip_eps_high
+            )
+        return loss, {**pg_stats, "pg_loss": pg_loss.item(), "kl_loss": kl_loss.item()}
+
+    def extra_metrics(self, batch, avg):
+        return {
+            "objective/frac_zero_std": batch["zero_std"].float().mean().item(),
+            "loss/kl_avg": avg("kl_loss"),
+        }
+
+    def resume_from_checkpoint(self):
+        raise ValueError("resume: GroupTrainer writes no checkpoints; use PPOTrainer for that")
+
+    def checkpoint_due(self) -> bool:
+        return False
+
+    group_step = PPOTrainer.ppo_step  # the same seven steps, with the parts above replaced
 
 
 def train_group_method(

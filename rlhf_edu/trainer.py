@@ -222,25 +222,108 @@ class PPOTrainer:
                 "pass a trainable copy such as preset.fresh_policy()"
             )
         self.device = next(policy.parameters()).device
-        hidden = policy.config.hidden_size
-        self.value_head = (value_head or ValueHead(hidden)).to(self.device)
+        self.value_head = self.make_value_head(value_head)
         # Dropout off: the old and new log-probs must come from the same function (ratio 1).
         self.policy.eval()
         self.ref_policy.eval()
-        params = list(self.policy.parameters()) + list(self.value_head.parameters())
         self.optimizer = torch.optim.AdamW(
-            params, lr=config.lr, eps=1e-5, weight_decay=config.weight_decay
+            self.trainable_parameters(), lr=config.lr, eps=1e-5, weight_decay=config.weight_decay
         )
-        self.kl_ctl = (
-            kl.AdaptiveKLController(config.beta, config.kl_target, config.kl_horizon)
-            if config.kl_target is not None
-            else kl.FixedKLController(config.beta)
-        )
+        self.kl_ctl = self.make_kl_controller()
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.callbacks: list[Callable[[PPOTrainer, dict], None]] = []
         torch.manual_seed(config.seed)
+
+    # -- what a subclass may replace (group_methods.GroupTrainer: GRPO and RLOO) --------------
+    name = "PPO"
+    """The progress bar's label."""
+
+    def make_value_head(self, value_head: ValueHead | None) -> ValueHead | None:
+        """The value model: ``value_head``, or a fresh zero-initialised head on the policy's body."""
+        return (value_head or ValueHead(self.policy.config.hidden_size)).to(self.device)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """What AdamW updates and the gradient norm is clipped over: policy, then value head."""
+        return list(self.policy.parameters()) + list(self.value_head.parameters())
+
+    def make_kl_controller(self):
+        """Adaptive KL (``kl_target``) or a fixed ``beta``."""
+        c = self.config
+        if c.kl_target is not None:
+            return kl.AdaptiveKLController(c.beta, c.kl_target, c.kl_horizon)
+        return kl.FixedKLController(c.beta)
+
+    @property
+    def epochs(self) -> int:
+        """Passes over each batch in step 6."""
+        return self.config.ppo_epochs
+
+    @property
+    def kl_kind(self) -> str:
+        """The per-token KL estimator of step 4 (penalised and logged as ``objective/kl``)."""
+        return self.config.kl_kind
+
+    def next_prompts(self) -> list[str]:
+        """Step 1's prompts: ``batch_size`` drawn with replacement."""
+        idx = torch.randint(len(self.prompts), (self.config.batch_size,), generator=self.generator)
+        return [self.prompts[i] for i in idx.tolist()]
+
+    def advantages(self, roll: Rollout, scores, old_logprobs, ref_logprobs, kl_t, mask) -> dict:
+        """Steps 4-5: KL-shaped per-token rewards, values, GAE and whitening.
+
+        Returns what step 6 needs: ``advantages`` ``(B, T)``, ``returns`` and ``old_values``
+        ``(B, T)``, and ``rows`` (the rows to train on; None: all of them).
+        """
+        c = self.config
+        rewards = kl.shaped_rewards(
+            scores, old_logprobs, ref_logprobs, mask, self.kl_ctl.beta, kind=c.kl_kind
+        )
+        old_values = self.values(roll) * mask
+        advantages, returns = adv.gae(rewards, old_values, mask, gamma=c.gamma, lam=c.lam)
+        if c.whiten_advantages:
+            advantages = adv.whiten(advantages, mask)
+        return {
+            "advantages": advantages,
+            "returns": returns,
+            "old_values": old_values,
+            "rows": None,
+        }
+
+    def minibatch_loss(self, mb: Rollout, i, m, old_logprobs, batch: dict):
+        """Step 6 on one minibatch (rows ``i``, trimmed to ``m.shape[1]`` tokens): the clipped
+        policy loss + ``vf_coef`` times the clipped value loss - ``ent_coef`` times the entropy.
+        Returns ``(loss, stats)``."""
+        c, T = self.config, m.shape[1]
+        logprobs, values, entropy = self.forward(mb)
+        pg_loss, pg_stats = ppo.policy_loss(
+            logprobs, old_logprobs[i, :T], batch["advantages"][i, :T], m, c.clip_eps
+        )
+        vf_loss, vf_stats = ppo.value_loss(
+            values, batch["old_values"][i, :T], batch["returns"][i, :T], m, c.clip_range_value
+        )
+        ent = adv.masked_mean(entropy, m)
+        loss = pg_loss + c.vf_coef * vf_loss - c.ent_coef * ent
+        stats = {**pg_stats, **vf_stats, "vf_loss": vf_loss.item(), "entropy": ent.item()}
+        return loss, {**stats, "pg_loss": pg_loss.item()}
+
+    def extra_metrics(self, batch: dict, avg: Callable[[str], float]) -> dict[str, float]:
+        """Step 7's metrics of this method only (PPO: the value loss and the entropy)."""
+        return {
+            "loss/value_avg": avg("vf_loss"),
+            "val/clipfrac_avg": avg("vf_clipfrac"),
+            "policy/entropy_avg": avg("entropy"),
+        }
+
+    def resume_from_checkpoint(self) -> None:
+        if not self.config.checkpoint_dir:
+            raise ValueError("resume: needs config.checkpoint_dir")
+        load_checkpoint(self, self.config.checkpoint_dir)
+
+    def checkpoint_due(self) -> bool:
+        c = self.config
+        return bool(c.checkpoint_every) and self.step % c.checkpoint_every == 0
 
     # -- helpers ---------------------------------------------------------------------------
     def autocast(self):
@@ -269,10 +352,6 @@ class PPOTrainer:
         with self.autocast():
             hidden = response_hidden_states(self.policy, roll)
         return self.value_head(hidden.float())
-
-    def next_prompts(self) -> list[str]:
-        idx = torch.randint(len(self.prompts), (self.config.batch_size,), generator=self.generator)
-        return [self.prompts[i] for i in idx.tolist()]
 
     # -- one PPO step ------------------------------------------------------------------------
     def ppo_step(self) -> dict[str, float]:
@@ -313,63 +392,36 @@ class PPOTrainer:
             if self.gold_fn is not None:
                 gold = check_scores(self.gold_fn(roll.texts), len(roll), "gold_fn", step)
             t_reward = time.perf_counter()
-            # 4. KL-shaped per-token rewards
+            # 4.-5. the per-token KL estimate (kl_kind, computed once), then the advantages
             beta = self.kl_ctl.beta
-            # the per-token KL estimate that is penalised (kl_kind), once: logged as objective/kl
-            kl_t = kl.kl_estimate(old_logprobs, ref_logprobs, kind=c.kl_kind) * mask
-            rewards = kl.shaped_rewards(
-                scores, old_logprobs, ref_logprobs, mask, beta, kind=c.kl_kind
-            )
-            # 5. values, GAE, whitening
-            old_values = self.values(roll)
-            old_values = old_values * mask
-            advantages, returns = adv.gae(rewards, old_values, mask, gamma=c.gamma, lam=c.lam)
-            if c.whiten_advantages:
-                advantages = adv.whiten(advantages, mask)
-        # 6. several epochs of shuffled minibatches
+            kl_t = kl.kl_estimate(old_logprobs, ref_logprobs, kind=self.kl_kind) * mask
+            batch = self.advantages(roll, scores, old_logprobs, ref_logprobs, kl_t, mask)
+        # 6. several epochs of shuffled minibatches (all rows, or the ones step 5 kept)
         stats = []
-        B = len(roll)
-        for _ in range(c.ppo_epochs):
-            order = torch.randperm(B, generator=self.generator)
-            for start in range(0, B, c.mini_batch_size):
-                idx = order[start : start + c.mini_batch_size].to(self.device)
-                mb = roll.select(idx)
+        rows = batch["rows"] if batch["rows"] is not None else torch.arange(len(roll))
+        for _ in range(self.epochs if len(rows) else 0):
+            order = rows[torch.randperm(len(rows), generator=self.generator)]
+            for start in range(0, len(rows), c.mini_batch_size):
+                i = order[start : start + c.mini_batch_size].to(self.device)
+                mb = roll.select(i)
                 T = int(mb.mask.sum(1).max())  # trim the padding this minibatch doesn't need
                 mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
-                m = mask[idx, :T]
-                logprobs, values, entropy = self.forward(mb)
-                pg_loss, pg_stats = ppo.policy_loss(
-                    logprobs, old_logprobs[idx, :T], advantages[idx, :T], m, c.clip_eps
-                )
-                vf_loss, vf_stats = ppo.value_loss(
-                    values, old_values[idx, :T], returns[idx, :T], m, c.clip_range_value
-                )
-                ent = adv.masked_mean(entropy, m)
-                loss = pg_loss + c.vf_coef * vf_loss - c.ent_coef * ent
+                loss, mb_stats = self.minibatch_loss(mb, i, mask[i, :T], old_logprobs, batch)
                 _check_finite(step, "loss", loss.detach())
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(
-                    list(self.policy.parameters()) + list(self.value_head.parameters()),
-                    c.max_grad_norm,
-                )
+                torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), c.max_grad_norm)
                 self.optimizer.step()
-                stats.append(
-                    {
-                        **pg_stats,
-                        **vf_stats,
-                        "pg_loss": pg_loss.item(),
-                        "vf_loss": vf_loss.item(),
-                        "entropy": ent.item(),
-                    }
-                )
+                stats.append(mb_stats)
         t_opt = time.perf_counter()
         # 7. metrics (TRL's names), KL controller update
         seq_kl = kl_t.sum(1)  # the penalised estimator summed over each response
         non_score = -beta * seq_kl
         log_ratio = ((old_logprobs - ref_logprobs) * mask).sum(1)  # k1's sum: log pi(y)/pi_ref(y)
 
-        def avg(key):
+        def avg(key):  # over the minibatches; no update at all (every row dropped): ratio 1, 0
+            if not stats:
+                return 1.0 if key == "ratio_mean" else 0.0
             return sum(s[key] for s in stats) / len(stats)
 
         metrics = {
@@ -384,9 +436,7 @@ class PPOTrainer:
             "policy/approxkl_avg": avg("approx_kl"),
             "policy/clipfrac_avg": avg("clipfrac"),
             "loss/policy_avg": avg("pg_loss"),
-            "loss/value_avg": avg("vf_loss"),
-            "val/clipfrac_avg": avg("vf_clipfrac"),
-            "policy/entropy_avg": avg("entropy"),
+            **self.extra_metrics(batch, avg),
             "val/ratio": avg("ratio_mean"),
             "val/num_eos_tokens": float((~no_eos).sum()),
             "val/response_length": mask.sum(1).mean().item(),
@@ -416,10 +466,8 @@ class PPOTrainer:
         damaged newest checkpoint with a warning (see :mod:`rlhf_edu.checkpoint`)."""
         c = self.config
         if resume:
-            if not c.checkpoint_dir:
-                raise ValueError("resume: needs config.checkpoint_dir")
-            load_checkpoint(self, c.checkpoint_dir)
-        bar = tqdm(total=c.steps, initial=self.step, desc="PPO", disable=not progress)
+            self.resume_from_checkpoint()
+        bar = tqdm(total=c.steps, initial=self.step, desc=self.name, disable=not progress)
         while self.step < c.steps:
             metrics = self.ppo_step()
             bar.update(1)
@@ -427,7 +475,7 @@ class PPOTrainer:
             if "objective/gold" in metrics:
                 post["gold"] = metrics["objective/gold"]
             bar.set_postfix({k: f"{v:.3f}" for k, v in post.items()})
-            if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+            if self.checkpoint_due():
                 save_checkpoint(self, c.checkpoint_dir)
             for callback in self.callbacks:
                 callback(self, metrics)

@@ -51,7 +51,12 @@ FIELD_MAP: dict[str, tuple[str | None, str | None, str | None, str]] = {
     ),
     "ppo_epochs": ("num_ppo_epochs", "epochs", "num_iterations", "passes over each batch"),
     "lr": ("learning_rate", "lr", "learning_rate", "TRL decays it linearly unless told otherwise"),
-    "weight_decay": ("weight_decay", None, "weight_decay", "AdamW's weight decay; TRL's default 0"),
+    "weight_decay": (
+        "weight_decay",
+        "weight_decay",
+        "weight_decay",
+        "AdamW's weight decay; 0 in ours and TRL's",
+    ),
     "clip_eps": ("cliprange", "clip_eps", "epsilon", "policy clip range"),
     "clip_range_value": (
         "cliprange_value",
@@ -90,13 +95,13 @@ FIELD_MAP: dict[str, tuple[str | None, str | None, str | None, str]] = {
     ),
     "min_new_tokens": (None, None, None, "TRL samples up to the limit, no random shorter limit"),
     "temperature": ("temperature", "temperature", "temperature", "sampling temperature"),
-    "top_k": (None, None, "top_k", "TRL's PPO samples without filtering"),
-    "top_p": (None, None, "top_p", "TRL's PPO samples without filtering"),
+    "top_k": (None, "top_k", "top_k", "TRL's PPO samples without filtering"),
+    "top_p": (None, "top_p", "top_p", "TRL's PPO samples without filtering"),
     "missing_eos_penalty": (
         "missing_eos_penalty",
+        "missing_eos_penalty",
         None,
-        None,
-        "subtracted from the score of a response without EOS",
+        "subtracted from the score of a response without EOS (TRL's GRPO: no such field)",
     ),
     "checkpoint_every": ("save_steps", None, "save_steps", "with save_strategy='steps'"),
     "checkpoint_dir": ("output_dir", None, "output_dir", ""),
@@ -213,6 +218,11 @@ def grpo_kwargs(config: GroupConfig) -> dict:
     """
     if not isinstance(config, GroupConfig):
         raise ValueError(f"config: expected a GroupConfig, got {type(config).__name__}")
+    if config.missing_eos_penalty is not None:
+        raise ValueError(
+            "config.missing_eos_penalty: TRL's GRPOConfig has no such field; expected None "
+            f"here (put the penalty in the reward function instead), got {config.missing_eos_penalty}"
+        )
     per_batch = config.batch_size // config.mini_batch_size
     return {
         "num_generations": config.group_size,
@@ -222,6 +232,7 @@ def grpo_kwargs(config: GroupConfig) -> dict:
         "num_iterations": config.epochs,
         "max_steps": config.steps * per_batch * config.epochs,
         "learning_rate": config.lr,
+        "weight_decay": config.weight_decay,
         "lr_scheduler_type": "constant",
         "epsilon": config.clip_eps,
         "epsilon_high": config.clip_eps_high
@@ -231,8 +242,8 @@ def grpo_kwargs(config: GroupConfig) -> dict:
         "beta": config.beta,
         "max_completion_length": config.max_new_tokens,
         "temperature": config.temperature,
-        "top_k": 0,
-        "top_p": 1.0,
+        "top_k": config.top_k,
+        "top_p": config.top_p,
         "max_grad_norm": config.max_grad_norm,
         "scale_rewards": "group" if config.scale_rewards else "none",
         "loss_type": LOSS_TYPES[config.loss_aggregation],

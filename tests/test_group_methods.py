@@ -44,6 +44,10 @@ class TestGroupConfig:
             ({"loss_aggregation": "mean"}, "loss_aggregation"),
             ({"scale_rewards": "no"}, "scale_rewards"),
             ({"min_new_tokens": 0}, "min_new_tokens"),
+            ({"weight_decay": -0.01}, "weight_decay"),
+            ({"top_k": -1}, "top_k"),
+            ({"top_p": 0}, "top_p"),
+            ({"missing_eos_penalty": float("nan")}, "missing_eos_penalty"),
         ],
     )
     def test_bad_values_name_the_field(self, kw, name):
@@ -167,3 +171,42 @@ def test_train_group_method_runs_callbacks(tiny):
     )
     assert [m["step"] for m in history] == [1, 2]
     assert seen == [(1, 1), (2, 2)]
+
+
+class TestReadAsPPOMinusTheseLines:
+    """GroupTrainer is a PPOTrainer that replaces only what differs (issue: one trainer)."""
+
+    REPLACED = frozenset({"make_value_head", "trainable_parameters", "make_kl_controller", "epochs",
+                "kl_kind", "next_prompts", "advantages", "minibatch_loss", "extra_metrics",
+                "resume_from_checkpoint", "checkpoint_due"})  # fmt: skip
+
+    def test_a_subclass_that_keeps_ppos_step_and_loop(self):
+        from rlhf_edu.trainer import PPOTrainer
+
+        assert issubclass(GroupTrainer, PPOTrainer)
+        for name in ("ppo_step", "train", "forward", "autocast"):
+            assert name not in vars(GroupTrainer), f"{name} is PPO's own, not a copy"
+        assert GroupTrainer.group_step is PPOTrainer.ppo_step
+        overridden = {n for n in vars(GroupTrainer) if not n.startswith("__")} - {"group_step"}
+        assert overridden == self.REPLACED
+
+    def test_no_value_head_and_only_the_policy_is_optimised(self, tiny):
+        tr = make(tiny)
+        assert tr.value_head is None
+        ids = {id(q) for group in tr.optimizer.param_groups for q in group["params"]}
+        assert ids == {id(q) for q in tr.policy.parameters()}
+
+    def test_weight_decay_reaches_adamw(self, tiny):
+        assert make(tiny).optimizer.param_groups[0]["weight_decay"] == 0.0
+        assert make(tiny, weight_decay=0.02).optimizer.param_groups[0]["weight_decay"] == 0.02
+
+    def test_resume_is_refused_by_name(self, tiny):
+        with pytest.raises(ValueError, match="resume"):
+            make(tiny).train(resume=True, progress=False)
+
+    def test_missing_eos_penalty_lowers_the_score(self, tiny):
+        a = make(tiny, seed=4).group_step()
+        b = make(tiny, seed=4, missing_eos_penalty=1.0).group_step()
+        no_eos = 16 - a["val/num_eos_tokens"]  # responses that hit the 8-token limit
+        assert no_eos > 0, "the case needs responses without EOS"
+        assert b["objective/scores"] == pytest.approx(a["objective/scores"] - no_eos / 16, abs=1e-5)

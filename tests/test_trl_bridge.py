@@ -77,6 +77,13 @@ class TestKwargs:
         kw = trl_bridge.grpo_kwargs(GroupConfig(clip_eps_high=0.28, importance_sampling="sequence"))
         assert kw["epsilon_high"] == 0.28 and kw["importance_sampling_level"] == "sequence"
 
+    def test_grpo_weight_decay_and_filtering_carried(self):
+        kw = trl_bridge.grpo_kwargs(GroupConfig(weight_decay=0.02, top_k=5, top_p=0.9))
+        assert (kw["weight_decay"], kw["top_k"], kw["top_p"]) == (0.02, 5, 0.9)
+        assert trl_bridge.grpo_kwargs(GroupConfig())["weight_decay"] == 0.0
+        with pytest.raises(ValueError, match="missing_eos_penalty"):
+            trl_bridge.grpo_kwargs(GroupConfig(missing_eos_penalty=1.0))
+
     def test_grpo_std_scaling_in_trl_names(self):
         assert trl_bridge.grpo_kwargs(GroupConfig())["scale_rewards"] == "group"
         assert trl_bridge.grpo_kwargs(GroupConfig(scale_rewards=False))["scale_rewards"] == "none"
