@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import require_int
+from ._checks import require_int, require_texts
 from .generation import response_logprobs, sample
 from .kl import kl_estimate
 
@@ -54,3 +54,17 @@ def evaluate_policy(
         "scores": scores.tolist(),
         "golds": gold.tolist() if gold is not None else None,
     }
+
+
+def distinct_n(texts: list[str], n: int = 2) -> float:
+    """Distinct-n (Li et al. 2016): different word n-grams / all word n-grams in ``texts``.
+
+    Words are split on whitespace; an n-gram never crosses two texts. 1.0 means no n-gram
+    occurs twice in the whole batch; lower means the texts repeat themselves or each other.
+    0.0 when no text has ``n`` words. Taught in notebooks/01_generating_text.ipynb (distinct-2
+    against the temperature) and used in notebooks/03_why_rl.ipynb.
+    """
+    texts = require_texts("texts", texts)
+    require_int("n", n, 1)
+    grams = [tuple(w[i : i + n]) for w in (t.split() for t in texts) for i in range(len(w) - n + 1)]
+    return len(set(grams)) / max(1, len(grams))

@@ -5,14 +5,16 @@
    reference by at most ``log N - (N-1)/N`` nats (:func:`kl_best_of_n`, an upper bound).
 2. **Rejection-sampling fine-tuning** (RFT, "pseudo-labels", expert iteration): sample, keep
    the top fraction by reward, fine-tune on them with the ordinary language-model loss,
-   repeat.
+   repeat. Iterated (re-sampled from the current policy each round) or, with
+   ``offline=True``, on batches all drawn once from the starting policy (offline
+   pseudo-labels, filtered behaviour cloning).
 3. **REINFORCE** with the batch-mean reward as baseline: sample, weight each response's
    log-probability by ``R - mean(R)``, step, repeat (:func:`rlhf_edu.reinforce.reinforce_loss`).
 
 Each function returns a history: one dict per point, with ``samples`` (responses drawn so
 far, the x-axis of the lesson's plot), ``reward`` (mean reward-model score), ``gold`` (mean
 gold score, or None), ``kl`` (mean over responses of ``sum_t (logprobs - ref_logprobs)``) and
-``texts``. The RL loops put the policy in eval mode (dropout off, as TRL does for RL): the
+``texts`` (prompt + response) and ``responses``. The RL loops put the policy in eval mode (dropout off, as TRL does for RL): the
 log-probs that are trained are then those of the policy that sampled.
 
 Taught in notebooks/03_why_rl.ipynb.
@@ -110,14 +112,14 @@ def best_of_n(
     ``N <= n`` keep, per prompt, the highest-reward one among the first ``N``. The model is not
     trained: ``policy`` is only sampled from. Returns ``n`` dicts with ``n``,
     ``samples = N * len(prompts)``, ``reward`` and ``gold`` (means over prompts of the kept
-    responses), ``kl`` = :func:`kl_best_of_n` (an upper bound on the KL) and ``texts`` (the
-    kept prompt + response texts).
+    responses), ``kl`` = :func:`kl_best_of_n` (an upper bound on the KL), ``texts`` (the
+    kept prompt + response texts) and ``responses`` (the kept responses alone).
 
     Taught in notebooks/03_why_rl.ipynb.
     """
     _check_prompts(prompts)
     n = require_int("n", n, 1)
-    rewards, golds, texts = [], [], []
+    rewards, golds, texts, responses = [], [], [], []
     for i in tqdm(range(n), desc="best-of-N: drawing", disable=not progress):
         rollout = generation.sample(
             policy, tokenizer, prompts, max_new_tokens, temperature, seed=seed + i
@@ -126,6 +128,7 @@ def best_of_n(
         if gold_fn is not None:
             golds.append(_score(gold_fn, rollout.texts, "gold_fn", i))
         texts.append(rollout.texts)
+        responses.append(rollout.responses)
     rewards = torch.stack(rewards)  # (n, B): draw i for prompt b
     golds = torch.stack(golds) if golds else None
     history = []
@@ -141,6 +144,7 @@ def best_of_n(
                 "gold": None if golds is None else golds[best, cols].mean().item(),
                 "kl": kl_best_of_n(big_n),
                 "texts": [texts[i][b] for b, i in enumerate(best.tolist())],
+                "responses": [responses[i][b] for b, i in enumerate(best.tolist())],
             }
         )
     return history
@@ -162,6 +166,7 @@ def rejection_sampling_finetune(
     temperature: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    offline: bool = False,
 ) -> list[dict]:
     """Rejection-sampling fine-tuning: sample, keep the best, fine-tune on them, repeat.
 
@@ -173,12 +178,33 @@ def rejection_sampling_finetune(
     rounds on the batch drawn there (``samples = (r + 1) * batch_size`` drawn so far), with
     ``round``, ``loss`` (None on the last) and the keys of the module docstring.
 
+    ``offline=True`` (offline pseudo-labels): before any update, the *starting* policy draws
+    the batch of every round (the prompts and seeds the iterated run draws there), and round
+    ``r`` trains on the top of that batch instead of the one the current policy just drew.
+    Everything else, the points measured included, is as in the iterated run: the two differ
+    only in which policy produced the training data (``method`` is ``"offline RFT"``).
+
     Taught in notebooks/03_why_rl.ipynb.
     """
     require_number("keep_fraction", keep_fraction, 0, 1, low_open=True)
     require_int("epochs", epochs, 1)
+    if not isinstance(offline, bool):
+        raise ValueError(f"offline: expected True or False, got {offline!r}")
+    sampling = {"batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                "temperature": temperature, "seed": seed}  # fmt: skip
+    fixed = []  # offline: (rollout, rewards) of every round, drawn from the starting policy
+    if offline:
+        _check_loop(prompts, rounds, batch_size, lr)
+        policy.eval()
+        for r in range(rounds):
+            rollout, rewards, _ = _measure(
+                r, policy, None, tokenizer, prompts, reward_fn, None, **sampling
+            )
+            fixed.append((rollout, rewards))
 
     def update(optimizer, rollout, rewards, r):
+        if offline:
+            rollout, rewards = fixed[r]
         keep = top_k_indicator(rewards, keep_fraction).bool()
         kept = rollout.select(keep.nonzero().squeeze(1))
         for _ in range(epochs):
@@ -186,10 +212,10 @@ def rejection_sampling_finetune(
             _step(optimizer, loss, r)
         return loss
 
+    name = "offline RFT" if offline else "RFT"
     return _train_rounds(
-        "RFT", "rejection-sampling FT", update, policy, ref_policy, tokenizer, prompts,
-        reward_fn, gold_fn, rounds=rounds, lr=lr, batch_size=batch_size,
-        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, progress=progress,
+        name, name, update, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn,
+        rounds=rounds, lr=lr, progress=progress, **sampling,
     )  # fmt: skip
 
 
@@ -307,13 +333,16 @@ def _measure(
     temperature,
     seed,
 ):
-    """Sample round ``r``'s batch and measure it: (rollout, rewards, history point)."""
+    """Sample round ``r``'s batch and measure it: (rollout, rewards, history point); with
+    ``ref_policy=None`` only (rollout, rewards, None)."""
     start = (r * batch_size) % len(prompts)
     batch = [prompts[(start + i) % len(prompts)] for i in range(batch_size)]
     rollout = generation.sample(
         policy, tokenizer, batch, max_new_tokens, temperature, seed=seed + r
     )
     rewards = _score(reward_fn, rollout.texts, "reward_fn", r).to(rollout.logprobs.device)
+    if ref_policy is None:  # only the batch and its rewards are wanted
+        return rollout, rewards, None
     gold = None if gold_fn is None else _score(gold_fn, rollout.texts, "gold_fn", r).mean().item()
     with torch.no_grad():
         ref_logprobs = generation.response_logprobs(ref_policy, rollout, temperature)
@@ -324,6 +353,7 @@ def _measure(
         "gold": gold,
         "kl": kl,
         "texts": rollout.texts,
+        "responses": rollout.responses,
     }
     return rollout, rewards, point
 

@@ -122,6 +122,12 @@ class TestBestOfN:
         assert tiny.gold(h[-1]["texts"]).mean().item() == pytest.approx(h[-1]["gold"], abs=1e-6)
         assert torch.equal(params(tiny.policy), before)  # no training
 
+    def test_responses_are_the_kept_texts_without_their_prompts(self, tiny):
+        options = {"max_new_tokens": 8, "progress": False}
+        h = why_rl.best_of_n(tiny.policy, tiny.tokenizer, PROMPTS, tiny.reward, 3, **options)
+        for point in h:
+            assert all(t.endswith(r) for t, r in zip(point["texts"], point["responses"]))
+
     def test_rejects_bad_arguments(self, tiny):
         with pytest.raises(ValueError, match="n:"):
             why_rl.best_of_n(tiny.policy, tiny.tokenizer, PROMPTS, tiny.reward, 0)
@@ -220,3 +226,49 @@ def run(method, tiny, policy, rounds=2, reward_fn=None, prompts=PROMPTS, **kwarg
         rounds,
         **options,
     )
+
+
+class TestOfflinePseudoLabels:
+    """offline=True: the same loop, trained on batches the starting policy drew up front."""
+
+    def runs(self, tiny, rounds=2):
+        options = {"batch_size": 4, "lr": 1e-3, "max_new_tokens": 8, "progress": False, "seed": 3}
+        return [
+            why_rl.rejection_sampling_finetune(
+                tiny.fresh_policy(), tiny.ref_policy, tiny.tokenizer, PROMPTS, tiny.reward,
+                rounds, offline=offline, **options,
+            )
+            for offline in (False, True)
+        ]  # fmt: skip
+
+    def test_same_first_update_and_measurements(self, tiny):
+        iterated, offline = self.runs(tiny)
+        assert [d["method"] for d in offline] == ["offline RFT"] * 3
+        assert [d["method"] for d in iterated] == ["RFT"] * 3
+        # round 0's batch comes from the starting policy either way: the same first update
+        assert offline[0]["texts"] == iterated[0]["texts"]
+        assert offline[0]["loss"] == pytest.approx(iterated[0]["loss"], abs=1e-6)
+        assert offline[1]["texts"] == iterated[1]["texts"]  # measured on the same updated policy
+
+    def test_trains_on_what_the_starting_policy_draws(self, tiny, monkeypatch):
+        from rlhf_edu import generation
+
+        seen = []  # the rewards each update ranks, iterated run first, then offline
+        real = why_rl.top_k_indicator
+        monkeypatch.setattr(
+            why_rl, "top_k_indicator", lambda r, f: seen.append(r.clone()) or real(r, f)
+        )
+        self.runs(tiny)
+        iterated, offline = seen[:2], seen[2:]
+        for r in range(2):  # round r: the starting policy's batch r (seed 3 + r), scored
+            start = generation.sample(tiny.ref_policy, tiny.tokenizer, PROMPTS, 8, seed=3 + r)
+            torch.testing.assert_close(offline[r], tiny.reward(start.texts).float())
+        torch.testing.assert_close(iterated[0], offline[0])  # both start from the same batch
+        assert not torch.allclose(iterated[1], offline[1])  # then the iterated run re-samples
+
+    def test_rejects_a_non_bool(self, tiny):
+        with pytest.raises(ValueError, match="offline"):
+            why_rl.rejection_sampling_finetune(
+                tiny.fresh_policy(), tiny.ref_policy, tiny.tokenizer, PROMPTS, tiny.reward, 1,
+                offline="yes",
+            )  # fmt: skip
