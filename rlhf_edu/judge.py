@@ -12,7 +12,7 @@ The rules, applied to the lower-cased words of a text (punctuation splits clause
    word used again in the same text subtracts what it would have added (each repeat
    counts -v). The corpus never repeats a sentiment word inside a review, so a reward
    model trained on corpus-like text never learns this rule: it is the gap that
-   optimisation finds (reward hacking, lessons 05 and 08).
+   optimisation finds (reward hacking, lessons 05 and 10).
 5. **Squash.** score = tanh(S / 2), where S is the sum of the contributions; in [-1, 1].
 
 Taught in notebooks/02_reward_model.ipynb.
