@@ -353,19 +353,15 @@ class PPOTrainer:
             hidden = response_hidden_states(self.policy, roll)
         return self.value_head(hidden.float())
 
-    # -- one PPO step ------------------------------------------------------------------------
-    def ppo_step(self) -> dict[str, float]:
-        """Run steps 1-7 once; return this step's metrics."""
+    def sample_batch(self) -> Rollout:
+        """Step 1: ``batch_size`` responses to :meth:`next_prompts`, with their log-probs."""
         c = self.config
-        t0 = time.perf_counter()
-        step = self.step + 1
-        # 1. sample responses, keeping their log-probs (the "old" policy is the current one)
         length = c.max_new_tokens
         if c.min_new_tokens is not None:  # a random length cap, only when asked for
             length = int(
                 torch.randint(c.min_new_tokens, length + 1, (1,), generator=self.generator)
             )
-        roll = sample(
+        return sample(
             self.policy,
             self.tokenizer,
             self.next_prompts(),
@@ -374,6 +370,26 @@ class PPOTrainer:
             top_k=c.top_k,
             top_p=c.top_p,
         )
+
+    # -- one PPO step ------------------------------------------------------------------------
+    def ppo_step(self, roll: Rollout | None = None) -> dict[str, float]:
+        """Run steps 1-7 once; return this step's metrics.
+
+        ``roll``: None (the default) lets step 1 sample. A :class:`Rollout` replaces step 1's
+        draw: responses the *current* policy has just sampled (``generation.sample`` at
+        ``config.temperature``), whose ``logprobs`` are then pi_old's. Lesson 03 gives PPO the
+        same batches as the methods it is compared with this way.
+        """
+        c = self.config
+        t0 = time.perf_counter()
+        step = self.step + 1
+        # 1. sample responses, keeping their log-probs (the "old" policy is the current one)
+        if roll is None:
+            roll = self.sample_batch()
+        elif not isinstance(roll, Rollout):
+            raise ValueError(
+                f"roll: expected a generation.Rollout or None, got {type(roll).__name__}"
+            )
         old_logprobs, mask = roll.logprobs, roll.mask.float()
         t_gen = time.perf_counter()
         with torch.no_grad():

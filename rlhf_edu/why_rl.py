@@ -1,4 +1,4 @@
-"""Three ways to get more reward out of a policy, on the same sample budget (lesson 03).
+"""Ways to get more reward out of a policy, on the same sample budget (lesson 03).
 
 1. **Best-of-N** (no training): draw ``N`` responses per prompt and keep the one the reward
    model likes best. The model does not change; the *sampling procedure* moves away from the
@@ -10,6 +10,8 @@
    pseudo-labels, filtered behaviour cloning).
 3. **REINFORCE** with the batch-mean reward as baseline: sample, weight each response's
    log-probability by ``R - mean(R)``, step, repeat (:func:`rlhf_edu.reinforce.reinforce_loss`).
+4. **PPO** (:func:`ppo_train`), lesson 07's trainer fed the same batches: what lessons 04-06
+   add to REINFORCE (ratios and clipping, the KL penalty, a value baseline), seen early.
 
 Each function returns a history: one dict per point, with ``samples`` (responses drawn so
 far, the x-axis of the lesson's plot), ``reward`` (mean reward-model score), ``gold`` (mean
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -33,6 +36,7 @@ from rlhf_edu._checks import require_int, require_number
 from rlhf_edu.advantages import masked_mean, masked_sum
 from rlhf_edu.kl import kl_estimate
 from rlhf_edu.reinforce import reinforce_loss
+from rlhf_edu.trainer import PPOConfig, PPOTrainer
 
 RewardFn = Callable[[list[str]], torch.Tensor]
 
@@ -105,6 +109,7 @@ def best_of_n(
     temperature: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    draws: list[Draw] | None = None,
 ) -> list[dict]:
     """Best-of-N sampling, for every N from 1 to ``n``, on one set of draws.
 
@@ -115,22 +120,24 @@ def best_of_n(
     responses), ``kl`` = :func:`kl_best_of_n` (an upper bound on the KL), ``texts`` (the
     kept prompt + response texts) and ``responses`` (the kept responses alone).
 
+    The draws are :func:`start_draws` with ``batch_size = len(prompts)``: draw ``i`` is every
+    prompt once, sampling seed ``seed + i``. ``draws``: those draws, already made (the first
+    ``n`` are used), instead of drawing them again.
+
     Taught in notebooks/03_why_rl.ipynb.
     """
     _check_prompts(prompts)
     n = require_int("n", n, 1)
-    rewards, golds, texts, responses = [], [], [], []
-    for i in tqdm(range(n), desc="best-of-N: drawing", disable=not progress):
-        rollout = generation.sample(
-            policy, tokenizer, prompts, max_new_tokens, temperature, seed=seed + i
-        )
-        rewards.append(_score(reward_fn, rollout.texts, "reward_fn", i))
-        if gold_fn is not None:
-            golds.append(_score(gold_fn, rollout.texts, "gold_fn", i))
-        texts.append(rollout.texts)
-        responses.append(rollout.responses)
-    rewards = torch.stack(rewards)  # (n, B): draw i for prompt b
-    golds = torch.stack(golds) if golds else None
+    if draws is None:
+        draws = start_draws(
+            policy, tokenizer, prompts, reward_fn, n, gold_fn=gold_fn,
+            max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, progress=progress,
+        )  # fmt: skip
+    draws = _check_draws(draws, n, prompts, len(prompts), seed, gold_fn)
+    rewards = torch.stack([d.rewards for d in draws])  # (n, B): draw i for prompt b
+    golds = None if gold_fn is None else torch.stack([d.golds for d in draws])
+    texts = [d.rollout.texts for d in draws]
+    responses = [d.rollout.responses for d in draws]
     history = []
     for big_n in range(1, n + 1):
         best = rewards[:big_n].argmax(dim=0)  # (B,) which draw wins, per prompt
@@ -167,6 +174,7 @@ def rejection_sampling_finetune(
     seed: int = 0,
     progress: bool = True,
     offline: bool = False,
+    draws: list[Draw] | None = None,
 ) -> list[dict]:
     """Rejection-sampling fine-tuning: sample, keep the best, fine-tune on them, repeat.
 
@@ -184,6 +192,10 @@ def rejection_sampling_finetune(
     Everything else, the points measured included, is as in the iterated run: the two differ
     only in which policy produced the training data (``method`` is ``"offline RFT"``).
 
+    ``draws``: :func:`start_draws` of this ``policy`` with the same prompts, ``batch_size``,
+    sampling settings and ``seed``, already made: round 0 (and, offline, every training
+    round) takes its batch from them instead of drawing it again.
+
     Taught in notebooks/03_why_rl.ipynb.
     """
     require_number("keep_fraction", keep_fraction, 0, 1, low_open=True)
@@ -192,19 +204,19 @@ def rejection_sampling_finetune(
         raise ValueError(f"offline: expected True or False, got {offline!r}")
     sampling = {"batch_size": batch_size, "max_new_tokens": max_new_tokens,
                 "temperature": temperature, "seed": seed}  # fmt: skip
-    fixed = []  # offline: (rollout, rewards) of every round, drawn from the starting policy
-    if offline:
+    fixed = []  # offline: the batch of every round, drawn from the starting policy
+    if offline and rounds:
         _check_loop(prompts, rounds, batch_size, lr)
-        policy.eval()
-        for r in range(rounds):
-            rollout, rewards, _ = _measure(
-                r, policy, None, tokenizer, prompts, reward_fn, None, **sampling
-            )
-            fixed.append((rollout, rewards))
+        if draws is None:
+            draws = start_draws(
+                policy, tokenizer, prompts, reward_fn, rounds, gold_fn=gold_fn, progress=False,
+                **sampling,
+            )  # fmt: skip
+        fixed = _check_draws(draws, rounds, prompts, batch_size, seed, None)
 
     def update(optimizer, rollout, rewards, r):
         if offline:
-            rollout, rewards = fixed[r]
+            rollout, rewards = fixed[r].rollout, fixed[r].rewards
         keep = top_k_indicator(rewards, keep_fraction).bool()
         kept = rollout.select(keep.nonzero().squeeze(1))
         for _ in range(epochs):
@@ -215,7 +227,7 @@ def rejection_sampling_finetune(
     name = "offline RFT" if offline else "RFT"
     return _train_rounds(
         name, name, update, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn,
-        rounds=rounds, lr=lr, progress=progress, **sampling,
+        rounds=rounds, lr=lr, progress=progress, draws=draws, **sampling,
     )  # fmt: skip
 
 
@@ -233,13 +245,14 @@ def reinforce_train(
     temperature: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    draws: list[Draw] | None = None,
 ) -> list[dict]:
     """REINFORCE with the batch-mean reward as baseline: sample, score, one step, repeat.
 
     Each round: 1. sample ``batch_size`` responses; 2. score them (``R``, one per response);
     3. one Adam step on ``reinforce_loss(logprobs, R, mask, baseline=mean(R))``, whose gradient
     is ``-mean_b((R_b - mean R) * grad log p(y_b))``. Trains ``policy`` in place; history as
-    in :func:`rejection_sampling_finetune` (``method`` = ``"REINFORCE"``).
+    in :func:`rejection_sampling_finetune` (``method`` = ``"REINFORCE"``), ``draws`` too.
 
     Taught in notebooks/03_why_rl.ipynb.
     """
@@ -254,6 +267,54 @@ def reinforce_train(
         "REINFORCE", "REINFORCE", update, policy, ref_policy, tokenizer, prompts,
         reward_fn, gold_fn, rounds=rounds, lr=lr, batch_size=batch_size,
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, progress=progress,
+        draws=draws,
+    )  # fmt: skip
+
+
+def ppo_train(
+    policy,
+    ref_policy,
+    tokenizer,
+    prompts: list[str],
+    reward_fn: RewardFn,
+    rounds: int,
+    batch_size: int = 64,
+    lr: float = 3e-4,
+    gold_fn: RewardFn | None = None,
+    max_new_tokens: int = 24,
+    temperature: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+    draws: list[Draw] | None = None,
+    **ppo_settings,
+) -> list[dict]:
+    """PPO (lesson 07) on the same rounds as RFT and REINFORCE: one PPO step per round.
+
+    Each round's batch, drawn and measured exactly as in :func:`reinforce_train` (same
+    prompts, same sampling seeds), is the batch of one :meth:`PPOTrainer.ppo_step
+    <rlhf_edu.trainer.PPOTrainer.ppo_step>`: a KL-shaped reward (``beta``, lesson 05), a value
+    head and GAE (lesson 06), ``ppo_epochs`` passes of clipped updates on minibatches (lesson
+    04), with the trainer's own AdamW at ``lr``. ``ppo_settings``: any other
+    :class:`~rlhf_edu.trainer.PPOConfig` field (``beta``, ``ppo_epochs``, ``mini_batch_size``,
+    ...). Trains ``policy`` in place; history as in :func:`rejection_sampling_finetune`
+    (``method`` = ``"PPO"``, ``loss`` the step's mean policy loss), ``draws`` too.
+
+    Taught in notebooks/03_why_rl.ipynb.
+    """
+    _check_loop(prompts, rounds, batch_size, lr)
+    config = PPOConfig(
+        steps=max(rounds, 1), batch_size=batch_size, lr=lr, max_new_tokens=max_new_tokens,
+        temperature=temperature, seed=seed, **ppo_settings,
+    )  # fmt: skip
+    trainer = PPOTrainer(config, policy, ref_policy, tokenizer, reward_fn, prompts)
+
+    def update(optimizer, rollout, rewards, r):  # optimizer unused: PPO steps with its AdamW
+        return torch.tensor(trainer.ppo_step(rollout)["loss/policy_avg"])
+
+    return _train_rounds(
+        "PPO", "PPO", update, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn,
+        rounds=rounds, lr=lr, batch_size=batch_size, max_new_tokens=max_new_tokens,
+        temperature=temperature, seed=seed, progress=progress, draws=draws,
     )  # fmt: skip
 
 
@@ -271,22 +332,27 @@ def _train_rounds(
     rounds: int,
     lr: float,
     progress: bool,
+    draws: list[Draw] | None = None,
     **sampling,
 ) -> list[dict]:
     """The loop RFT and REINFORCE share: ``rounds`` updates, then one batch more to measure.
 
     Round ``r`` samples and measures its batch (:func:`_measure`); for ``r < rounds``,
     ``update(optimizer, rollout, rewards, r)`` trains ``policy`` on it and returns the loss of
-    its last Adam step.
+    its last Adam step (PPO: its step's mean policy loss). Round 0 takes its batch from
+    ``draws[0]`` when given (the policy has not changed yet).
     """
     _check_loop(prompts, rounds, sampling["batch_size"], lr)
+    if draws is not None:
+        draws = _check_draws(draws, 1, prompts, sampling["batch_size"], sampling["seed"], gold_fn)
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     policy.eval()  # dropout off: train the log-probs of the policy that sampled
     history = []
     bar = tqdm(range(rounds + 1), desc=desc, disable=not progress)
     for r in bar:
+        drawn = draws[0] if draws is not None and r == 0 else None
         rollout, rewards, point = _measure(
-            r, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn, **sampling
+            r, policy, ref_policy, tokenizer, prompts, reward_fn, gold_fn, drawn, **sampling
         )
         point.update(method=method, round=r, loss=None)
         if r < rounds:
@@ -319,6 +385,88 @@ def _score(fn: RewardFn, texts: list[str], name: str, step: int) -> torch.Tensor
     return scores
 
 
+class Draw(NamedTuple):
+    """One batch drawn by a policy before training changes it (:func:`start_draws`)."""
+
+    rollout: generation.Rollout
+    rewards: torch.Tensor
+    """``(B,)`` reward-model scores."""
+    golds: torch.Tensor | None
+    """``(B,)`` gold scores, or None (no ``gold_fn``)."""
+    seed: int
+    """The sampling seed it was drawn with (``seed + r`` for round ``r``)."""
+
+
+def start_draws(
+    policy,
+    tokenizer,
+    prompts: list[str],
+    reward_fn: RewardFn,
+    n: int,
+    batch_size: int | None = None,
+    gold_fn: RewardFn | None = None,
+    max_new_tokens: int = 24,
+    temperature: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Draw]:
+    """The batches of rounds ``0 .. n-1`` as ``policy``, unchanged, draws them: ``n`` Draws.
+
+    Round ``r``'s batch is the next ``batch_size`` prompts of ``prompts`` (cycling; default:
+    all of them) sampled with seed ``seed + r`` in eval mode (dropout off), scored by
+    ``reward_fn`` (and ``gold_fn``).
+    These are best-of-N's draws and, while the policy is still the starting one, the batches
+    the training loops draw: lesson 03 draws them once per seed and hands them to every
+    method (``draws=``), instead of sampling the same batches again.
+
+    Taught in notebooks/03_why_rl.ipynb.
+    """
+    _check_prompts(prompts)
+    n = require_int("n", n, 1)
+    batch_size = len(prompts) if batch_size is None else require_int("batch_size", batch_size, 1)
+    policy.eval()  # dropout off, as the training loops sample
+    draws = []
+    for r in tqdm(range(n), desc="drawing", disable=not progress):
+        draws.append(_draw(r, policy, tokenizer, prompts, reward_fn, gold_fn, batch_size,
+                           max_new_tokens, temperature, seed))  # fmt: skip
+    return draws
+
+
+def _round_prompts(prompts, r, batch_size) -> list[str]:
+    start = (r * batch_size) % len(prompts)
+    return [prompts[(start + i) % len(prompts)] for i in range(batch_size)]
+
+
+def _draw(r, policy, tokenizer, prompts, reward_fn, gold_fn, batch_size, max_new_tokens,
+          temperature, seed) -> Draw:  # fmt: skip
+    rollout = generation.sample(
+        policy, tokenizer, _round_prompts(prompts, r, batch_size), max_new_tokens, temperature,
+        seed=seed + r,
+    )  # fmt: skip
+    rewards = _score(reward_fn, rollout.texts, "reward_fn", r).to(rollout.logprobs.device)
+    golds = None if gold_fn is None else _score(gold_fn, rollout.texts, "gold_fn", r)
+    return Draw(rollout, rewards, golds, seed + r)
+
+
+def _check_draws(draws, n, prompts, batch_size, seed, gold_fn) -> list[Draw]:
+    """The first ``n`` of ``draws``, after checking they are this run's rounds 0 .. n-1."""
+    if not isinstance(draws, (list, tuple)) or len(draws) < n:
+        got = len(draws) if isinstance(draws, (list, tuple)) else type(draws).__name__
+        raise ValueError(f"draws: expected a list of at least {n} Draws (start_draws), got {got}")
+    for r, d in enumerate(draws[:n]):
+        if not isinstance(d, Draw):
+            raise ValueError(f"draws[{r}]: expected a Draw (start_draws), got {type(d).__name__}")
+        if d.seed != seed + r or d.rollout.prompts != _round_prompts(prompts, r, batch_size):
+            raise ValueError(
+                f"draws[{r}]: drawn with seed {d.seed} for other prompts or another batch size; "
+                f"expected round {r}'s batch of {batch_size} prompts, seed {seed + r} "
+                "(start_draws with this run's prompts, batch_size and seed)"
+            )
+        if gold_fn is not None and d.golds is None:
+            raise ValueError(f"draws[{r}]: has no gold scores; pass gold_fn to start_draws")
+    return list(draws[:n])
+
+
 def _measure(
     r,
     policy,
@@ -327,23 +475,20 @@ def _measure(
     prompts,
     reward_fn,
     gold_fn,
+    drawn=None,
     *,
     batch_size,
     max_new_tokens,
     temperature,
     seed,
 ):
-    """Sample round ``r``'s batch and measure it: (rollout, rewards, history point); with
-    ``ref_policy=None`` only (rollout, rewards, None)."""
-    start = (r * batch_size) % len(prompts)
-    batch = [prompts[(start + i) % len(prompts)] for i in range(batch_size)]
-    rollout = generation.sample(
-        policy, tokenizer, batch, max_new_tokens, temperature, seed=seed + r
-    )
-    rewards = _score(reward_fn, rollout.texts, "reward_fn", r).to(rollout.logprobs.device)
-    if ref_policy is None:  # only the batch and its rewards are wanted
-        return rollout, rewards, None
-    gold = None if gold_fn is None else _score(gold_fn, rollout.texts, "gold_fn", r).mean().item()
+    """Sample round ``r``'s batch (or take ``drawn``, a :class:`Draw`) and measure it:
+    (rollout, rewards, history point)."""
+    if drawn is None:
+        drawn = _draw(r, policy, tokenizer, prompts, reward_fn, gold_fn, batch_size,
+                      max_new_tokens, temperature, seed)  # fmt: skip
+    rollout, rewards = drawn.rollout, drawn.rewards
+    gold = None if gold_fn is None else drawn.golds.mean().item()
     with torch.no_grad():
         ref_logprobs = generation.response_logprobs(ref_policy, rollout, temperature)
     kl = sequence_kl(rollout.logprobs, ref_logprobs, rollout.mask).mean().item()

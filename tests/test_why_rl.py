@@ -136,7 +136,7 @@ class TestBestOfN:
 
 
 class TestTrainingLoops:
-    @pytest.mark.parametrize("method", ["rft", "reinforce"])
+    @pytest.mark.parametrize("method", ["rft", "reinforce", "ppo"])
     def test_history_and_updates(self, tiny, method):
         policy = tiny.fresh_policy()
         before = params(policy)
@@ -214,8 +214,14 @@ def first_only(texts):
 
 def run(method, tiny, policy, rounds=2, reward_fn=None, prompts=PROMPTS, **kwargs):
     """A tiny budget: 4 prompts, 8 new tokens, ``rounds`` updates."""
-    fn = why_rl.rejection_sampling_finetune if method == "rft" else why_rl.reinforce_train
+    fn = {
+        "rft": why_rl.rejection_sampling_finetune,
+        "reinforce": why_rl.reinforce_train,
+        "ppo": why_rl.ppo_train,
+    }[method]
     options = {"batch_size": 4, "gold_fn": tiny.gold, "max_new_tokens": 8, "progress": False}
+    if method == "ppo":
+        options["mini_batch_size"] = 2
     options.update(kwargs)
     return fn(
         policy,
@@ -272,3 +278,70 @@ class TestOfflinePseudoLabels:
                 tiny.fresh_policy(), tiny.ref_policy, tiny.tokenizer, PROMPTS, tiny.reward, 1,
                 offline="yes",
             )  # fmt: skip
+
+
+DRAW_OPTIONS = {"max_new_tokens": 8, "progress": False, "seed": 5}
+
+
+class TestStartDraws:
+    """start_draws: the starting policy's batches drawn once and handed to every method."""
+
+    def draws(self, tiny, n=3, **kwargs):
+        options = {**DRAW_OPTIONS, "gold_fn": tiny.gold, **kwargs}
+        return why_rl.start_draws(tiny.policy, tiny.tokenizer, PROMPTS, tiny.reward, n, **options)
+
+    def test_best_of_n_from_draws_is_best_of_n(self, tiny):
+        options = {**DRAW_OPTIONS, "gold_fn": tiny.gold}
+        args = (tiny.policy, tiny.tokenizer, PROMPTS, tiny.reward, 3)
+        fresh = why_rl.best_of_n(*args, **options)
+        reused = why_rl.best_of_n(*args, draws=self.draws(tiny), **options)
+        assert [(h["reward"], h["gold"], h["texts"]) for h in fresh] == [
+            (h["reward"], h["gold"], h["texts"]) for h in reused
+        ]
+
+    @pytest.mark.parametrize("method", ["rft", "offline", "reinforce", "ppo"])
+    def test_a_run_from_draws_is_the_same_run(self, tiny, method):
+        kwargs = {"seed": 5, "lr": 1e-3}
+        name = method
+        if method == "offline":
+            name, kwargs["offline"] = "rft", True
+        fresh = run(name, tiny, tiny.fresh_policy(), **kwargs)
+        reused = run(
+            name, tiny, tiny.fresh_policy(), draws=self.draws(tiny, batch_size=4), **kwargs
+        )
+        keys = ("reward", "gold", "kl", "texts", "loss")
+        assert [[h[k] for k in keys] for h in fresh] == [[h[k] for k in keys] for h in reused]
+
+    def test_draws_are_checked(self, tiny):
+        draws = self.draws(tiny, batch_size=4)
+        with pytest.raises(ValueError, match=r"draws: expected a list of at least 2"):
+            run("rft", tiny, tiny.fresh_policy(), offline=True, seed=5, draws=draws[:1])
+        with pytest.raises(ValueError, match=r"draws\[0\]: drawn with seed 5"):
+            run("reinforce", tiny, tiny.fresh_policy(), seed=6, draws=draws)
+        with pytest.raises(ValueError, match=r"draws\[0\]: drawn with seed 5 for other prompts"):
+            run("reinforce", tiny, tiny.fresh_policy(), seed=5, batch_size=2, draws=draws)
+        with pytest.raises(ValueError, match=r"draws\[1\]: expected a Draw"):
+            run("rft", tiny, tiny.fresh_policy(), offline=True, seed=5, draws=[draws[0], "x"])
+        no_gold = self.draws(tiny, batch_size=4, gold_fn=None)
+        with pytest.raises(ValueError, match=r"draws\[0\]: has no gold scores"):
+            run("reinforce", tiny, tiny.fresh_policy(), seed=5, draws=no_gold)
+        with pytest.raises(ValueError, match="draws: expected a list"):
+            why_rl.best_of_n(tiny.policy, tiny.tokenizer, PROMPTS, tiny.reward, 2, draws="x")
+
+
+class TestPPOStepOnAGivenBatch:
+    def test_the_given_batch_is_the_one_trained_on(self, tiny):
+        from rlhf_edu.trainer import PPOConfig, PPOTrainer
+
+        config = PPOConfig(steps=1, batch_size=4, mini_batch_size=2, max_new_tokens=8)
+        trainer = PPOTrainer(
+            config, tiny.fresh_policy(), tiny.ref_policy, tiny.tokenizer, tiny.reward, PROMPTS
+        )
+        roll = why_rl.generation.sample(trainer.policy, tiny.tokenizer, PROMPTS, 8, seed=9)
+        m = trainer.ppo_step(roll)
+        assert trainer.last_rollout is roll
+        assert m["objective/scores"] == pytest.approx(
+            tiny.reward(roll.texts).mean().item(), abs=1e-5
+        )
+        with pytest.raises(ValueError, match="roll: expected a generation.Rollout"):
+            trainer.ppo_step(roll.texts)
