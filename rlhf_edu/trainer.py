@@ -377,8 +377,8 @@ class PPOTrainer:
 
         ``roll``: None (the default) lets step 1 sample. A :class:`Rollout` replaces step 1's
         draw: responses the *current* policy has just sampled (``generation.sample`` at
-        ``config.temperature``), whose ``logprobs`` are then pi_old's. Lesson 03 gives PPO the
-        same batches as the methods it is compared with this way.
+        ``config.temperature``), whose ``logprobs`` are then pi_old's. Lesson 03 hands PPO
+        batches drawn as the methods it is compared with draw theirs (same prompts and seeds).
         """
         c = self.config
         t0 = time.perf_counter()

@@ -10,8 +10,8 @@
    pseudo-labels, filtered behaviour cloning).
 3. **REINFORCE** with the batch-mean reward as baseline: sample, weight each response's
    log-probability by ``R - mean(R)``, step, repeat (:func:`rlhf_edu.reinforce.reinforce_loss`).
-4. **PPO** (:func:`ppo_train`), lesson 07's trainer fed the same batches: what lessons 04-06
-   add to REINFORCE (ratios and clipping, the KL penalty, a value baseline), seen early.
+4. **PPO** (:func:`ppo_train`), lesson 07's trainer on batches drawn as REINFORCE's are (same
+   prompts and sampling seeds): what lessons 04-07 add to REINFORCE, seen early.
 
 Each function returns a history: one dict per point, with ``samples`` (responses drawn so
 far, the x-axis of the lesson's plot), ``reward`` (mean reward-model score), ``gold`` (mean
@@ -335,7 +335,7 @@ def _train_rounds(
     draws: list[Draw] | None = None,
     **sampling,
 ) -> list[dict]:
-    """The loop RFT and REINFORCE share: ``rounds`` updates, then one batch more to measure.
+    """The loop RFT, REINFORCE and PPO share: ``rounds`` updates, then one batch more to measure.
 
     Round ``r`` samples and measures its batch (:func:`_measure`); for ``r < rounds``,
     ``update(optimizer, rollout, rewards, r)`` trains ``policy`` on it and returns the loss of
