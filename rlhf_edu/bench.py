@@ -1,12 +1,17 @@
-"""Time the phases of a PPO step, ours against TRL's last PPO, in one process run.
+"""Time the phases of a PPO (or GRPO) step, ours against TRL's, in one process run.
 
     python -m rlhf_edu.bench --preset tiny --vs-trl --json bench.json
     python -m rlhf_edu.bench --shape gpt2 --batch 128 --response-length 16 --vs-trl
+    python -m rlhf_edu.bench --preset tiny --method grpo --epochs 1 --vs-trl
 
 ``--preset tiny`` uses the shipped tiny world. ``--shape gpt2`` uses random-init models of
 GPT-2 small's shape (policy, reward model, and TRL's value model), so no hub is needed.
 Both trainers get identical models, batch, minibatch, epochs and response length; each
 runs warm-up steps first, then the timed steps. ``ratio`` is ours / TRL (below 1: faster).
+``--method grpo`` times our ``GroupTrainer("grpo")`` against TRL's ``GRPOTrainer`` (any TRL
+with it; settings through ``trl_bridge.grpo_kwargs``): ``--batch`` responses per step in groups
+of ``--group-size``, ``--epochs`` passes (TRL's ``num_iterations``), both scoring with the same
+reward model through the same text function, beta 0.05 (so both run the reference).
 
 Taught in notebooks/07_ppo.ipynb.
 """
@@ -23,8 +28,9 @@ import time
 
 import torch
 
+from .group_methods import GroupConfig, GroupTrainer
 from .trainer import PPOConfig, PPOTrainer
-from .trl_bridge import ppo_kwargs
+from .trl_bridge import grpo_kwargs, make_reward_fn, ppo_kwargs
 
 GPT2_VOCAB = 50257
 
@@ -72,17 +78,17 @@ def _reward_fn(rm, tokenizer):
     return RewardModel(rm, tokenizer, max_length=1024)
 
 
-def bench_ours(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps: int) -> dict:
-    """Run ``warmup + steps`` PPO steps; return the mean per-phase times of the timed ones."""
-    cfg = PPOConfig(**{**cfg.__dict__, "steps": warmup + steps})
-    tr = PPOTrainer(
-        cfg,
-        _trainable(policy),
-        copy.deepcopy(policy).eval(),
-        tokenizer,
-        _reward_fn(rm, tokenizer),
-        prompts,
-    )
+def bench_ours(
+    policy, rm, tokenizer, prompts, cfg: PPOConfig | GroupConfig, warmup: int, steps: int
+) -> dict:
+    """Run ``warmup + steps`` steps (PPO, or GRPO for a GroupConfig); return the mean
+    per-phase times of the timed ones."""
+    cfg = type(cfg)(**{**cfg.__dict__, "steps": warmup + steps})
+    args = (_trainable(policy), copy.deepcopy(policy).eval(), tokenizer, _reward_fn(rm, tokenizer))
+    if isinstance(cfg, GroupConfig):
+        tr = GroupTrainer("grpo", cfg, *args, prompts)
+    else:
+        tr = PPOTrainer(cfg, *args, prompts)
     if tr.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     tr.train(progress=False)
@@ -150,18 +156,70 @@ def bench_trl(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps
     return out
 
 
+def bench_trl_grpo(
+    policy, rm, tokenizer, prompts, cfg: GroupConfig, warmup: int, steps: int
+) -> dict:
+    """Time TRL's ``GRPOTrainer`` on the same models, batch, groups and epochs as ours."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    dataset = Dataset.from_dict({"prompt": list(prompts)})
+    use_cuda = next(policy.parameters()).device.type == "cuda"
+    reward_fn = make_reward_fn(_reward_fn(rm, tokenizer))
+
+    def run(n_steps: int) -> float:
+        with tempfile.TemporaryDirectory() as out:
+            kwargs = grpo_kwargs(GroupConfig(**{**cfg.__dict__, "steps": n_steps}))
+            args = GRPOConfig(
+                output_dir=out,
+                report_to="none",
+                save_strategy="no",
+                logging_strategy="no",
+                disable_tqdm=True,
+                use_cpu=not use_cuda,
+                bf16=use_cuda and torch.cuda.is_bf16_supported(),
+                dataloader_num_workers=0,
+                **kwargs,
+            )
+            trainer = GRPOTrainer(
+                model=_trainable(policy),
+                reward_funcs=reward_fn,
+                args=args,
+                train_dataset=dataset,
+                processing_class=copy.deepcopy(tokenizer),
+            )
+            if use_cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            trainer.train()
+            if use_cuda:
+                torch.cuda.synchronize()
+            return time.perf_counter() - t0
+
+    run(warmup)
+    if use_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    total = run(steps)
+    out = {"trl_step_seconds": total / steps}
+    if use_cuda:
+        out["trl_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     world = ap.add_mutually_exclusive_group()
     world.add_argument("--preset", choices=["tiny"], default=None, help="the shipped tiny world")
     world.add_argument("--shape", choices=["gpt2"], default=None, help="random-init GPT-2 small")
-    ap.add_argument("--batch", type=int, default=64, help="prompts per PPO step")
+    ap.add_argument("--method", choices=["ppo", "grpo"], default="ppo", help="which trainers")
+    ap.add_argument("--batch", type=int, default=64, help="responses per step")
+    ap.add_argument("--group-size", type=int, default=4, help="grpo: responses per prompt")
     ap.add_argument("--mini-batch", type=int, default=None, help="default: batch / 4")
     ap.add_argument("--response-length", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=4, help="PPO epochs per step")
     ap.add_argument("--steps", type=int, default=3, help="timed steps")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    ap.add_argument("--vs-trl", action="store_true", help="also time trl==1.12.0's PPOTrainer")
+    ap.add_argument("--vs-trl", action="store_true", help="also time TRL's trainer")
     ap.add_argument("--device", default=None, help="default: cuda when available")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -177,18 +235,33 @@ def main(argv=None) -> dict:
     else:
         policy, rm, tok, prompts = _tiny_world(device)
     mini = args.mini_batch or max(1, args.batch // 4)
-    cfg = PPOConfig(
-        batch_size=args.batch,
-        mini_batch_size=mini,
-        ppo_epochs=args.epochs,
-        max_new_tokens=args.response_length,
-        min_new_tokens=args.response_length,
-        lr=1.41e-5 if args.shape else 3e-4,
-    )
+    lr = 1.41e-5 if args.shape else 3e-4
+    if args.method == "grpo":
+        if args.batch % args.group_size:
+            ap.error(f"--batch: expected a multiple of --group-size={args.group_size}")
+        cfg = GroupConfig(
+            prompts_per_step=args.batch // args.group_size,
+            group_size=args.group_size,
+            epochs=args.epochs,
+            mini_batch_size=mini,
+            max_new_tokens=args.response_length,
+            lr=lr,
+            beta=0.05,
+        )
+    else:
+        cfg = PPOConfig(
+            batch_size=args.batch,
+            mini_batch_size=mini,
+            ppo_epochs=args.epochs,
+            max_new_tokens=args.response_length,
+            min_new_tokens=args.response_length,
+            lr=lr,
+        )
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "world": args.shape or "tiny",
+        "method": args.method,
         "batch": args.batch,
         "mini_batch": mini,
         "ppo_epochs": args.epochs,
@@ -198,7 +271,8 @@ def main(argv=None) -> dict:
     }
     result.update(bench_ours(policy, rm, tok, prompts, cfg, args.warmup, args.steps))
     if args.vs_trl:
-        result.update(bench_trl(policy, rm, tok, prompts, cfg, args.warmup, args.steps))
+        bench_theirs = bench_trl_grpo if args.method == "grpo" else bench_trl
+        result.update(bench_theirs(policy, rm, tok, prompts, cfg, args.warmup, args.steps))
         result["ratio"] = result["step_seconds"] / result["trl_step_seconds"]
     print(json.dumps(result, indent=2))
     if args.json:

@@ -46,3 +46,40 @@ def test_tiny_vs_trl_writes_json(tmp_path):
 def test_rejects_two_worlds():
     with pytest.raises(SystemExit):
         bench.main(["--preset", "tiny", "--shape", "gpt2"])
+
+
+def test_grpo_vs_trl_writes_json(tmp_path):
+    pytest.importorskip("trl", reason="TRL's GRPOTrainer needed")
+    out = tmp_path / "bench.json"
+    result = bench.main(
+        [
+            "--preset",
+            "tiny",
+            "--method",
+            "grpo",
+            "--batch",
+            "8",
+            "--group-size",
+            "4",
+            "--epochs",
+            "1",
+            "--response-length",
+            "6",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--vs-trl",
+            "--json",
+            str(out),
+        ]
+    )
+    saved = json.loads(out.read_text())
+    assert saved["method"] == "grpo" and saved["batch"] == 8
+    assert saved["step_seconds"] > 0 and saved["trl_step_seconds"] > 0
+    assert saved["ratio"] == pytest.approx(saved["step_seconds"] / saved["trl_step_seconds"])
+
+
+def test_grpo_batch_must_hold_whole_groups():
+    with pytest.raises(SystemExit):
+        bench.main(["--preset", "tiny", "--method", "grpo", "--batch", "6", "--group-size", "4"])
