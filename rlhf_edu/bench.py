@@ -102,42 +102,24 @@ def bench_ours(
     return out
 
 
-def bench_trl(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps: int) -> dict:
-    """Time ``trl==1.12.0``'s ``trl.experimental.ppo.PPOTrainer`` on the same models and sizes."""
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    from datasets import Dataset
-    from trl.experimental.ppo import PPOConfig as TRLConfig
-    from trl.experimental.ppo import PPOTrainer as TRLTrainer
-
-    ids = [tokenizer(p)["input_ids"] for p in prompts]
-    dataset = Dataset.from_dict({"input_ids": ids})
-    use_cuda = next(policy.parameters()).device.type == "cuda"
+def _time_trl(make_trainer, use_cuda: bool, warmup: int, steps: int) -> dict:
+    """Time a TRL trainer: ``make_trainer(run_args, n_steps)`` builds one for ``n_steps`` of
+    ours, given the ``TrainingArguments`` fields every run shares; a warm-up run first, then
+    the timed run (construction not timed). Returns ``trl_step_seconds`` (and peak GPU memory)."""
 
     def run(n_steps: int) -> float:
         with tempfile.TemporaryDirectory() as out:
-            # The same batch, minibatches and epochs in TRL's terms (one optimizer step per
-            # minibatch, as ours): see trl_bridge.ppo_kwargs.
-            kwargs = {**ppo_kwargs(cfg), "total_episodes": n_steps * cfg.batch_size}
-            args = TRLConfig(
-                output_dir=out,
-                report_to="none",
-                save_strategy="no",
-                logging_strategy="no",
-                disable_tqdm=True,
-                use_cpu=not use_cuda,
-                bf16=use_cuda and torch.cuda.is_bf16_supported(),
-                dataloader_num_workers=0,
-                **kwargs,
-            )
-            trainer = TRLTrainer(
-                args=args,
-                processing_class=tokenizer,
-                model=_trainable(policy),
-                ref_model=copy.deepcopy(policy).eval(),
-                reward_model=rm,
-                train_dataset=dataset,
-                value_model=_trainable(rm),
-            )
+            run_args = {
+                "output_dir": out,
+                "report_to": "none",
+                "save_strategy": "no",
+                "logging_strategy": "no",
+                "disable_tqdm": True,
+                "use_cpu": not use_cuda,
+                "bf16": use_cuda and torch.cuda.is_bf16_supported(),
+                "dataloader_num_workers": 0,
+            }
+            trainer = make_trainer(run_args, n_steps)
             if use_cuda:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
@@ -154,6 +136,34 @@ def bench_trl(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps
     if use_cuda:
         out["trl_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
     return out
+
+
+def bench_trl(policy, rm, tokenizer, prompts, cfg: PPOConfig, warmup: int, steps: int) -> dict:
+    """Time ``trl==1.12.0``'s ``trl.experimental.ppo.PPOTrainer`` on the same models and sizes."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from trl.experimental.ppo import PPOConfig as TRLConfig
+    from trl.experimental.ppo import PPOTrainer as TRLTrainer
+
+    ids = [tokenizer(p)["input_ids"] for p in prompts]
+    dataset = Dataset.from_dict({"input_ids": ids})
+
+    def make_trainer(run_args: dict, n_steps: int):
+        # The same batch, minibatches and epochs in TRL's terms (one optimizer step per
+        # minibatch, as ours): see trl_bridge.ppo_kwargs.
+        kwargs = {**ppo_kwargs(cfg), "total_episodes": n_steps * cfg.batch_size}
+        return TRLTrainer(
+            args=TRLConfig(**run_args, **kwargs),
+            processing_class=tokenizer,
+            model=_trainable(policy),
+            ref_model=copy.deepcopy(policy).eval(),
+            reward_model=rm,
+            train_dataset=dataset,
+            value_model=_trainable(rm),
+        )
+
+    use_cuda = next(policy.parameters()).device.type == "cuda"
+    return _time_trl(make_trainer, use_cuda, warmup, steps)
 
 
 def bench_trl_grpo(
@@ -164,46 +174,20 @@ def bench_trl_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     dataset = Dataset.from_dict({"prompt": list(prompts)})
-    use_cuda = next(policy.parameters()).device.type == "cuda"
     reward_fn = make_reward_fn(_reward_fn(rm, tokenizer))
 
-    def run(n_steps: int) -> float:
-        with tempfile.TemporaryDirectory() as out:
-            kwargs = grpo_kwargs(GroupConfig(**{**cfg.__dict__, "steps": n_steps}))
-            args = GRPOConfig(
-                output_dir=out,
-                report_to="none",
-                save_strategy="no",
-                logging_strategy="no",
-                disable_tqdm=True,
-                use_cpu=not use_cuda,
-                bf16=use_cuda and torch.cuda.is_bf16_supported(),
-                dataloader_num_workers=0,
-                **kwargs,
-            )
-            trainer = GRPOTrainer(
-                model=_trainable(policy),
-                reward_funcs=reward_fn,
-                args=args,
-                train_dataset=dataset,
-                processing_class=copy.deepcopy(tokenizer),
-            )
-            if use_cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            trainer.train()
-            if use_cuda:
-                torch.cuda.synchronize()
-            return time.perf_counter() - t0
+    def make_trainer(run_args: dict, n_steps: int):
+        kwargs = grpo_kwargs(GroupConfig(**{**cfg.__dict__, "steps": n_steps}))
+        return GRPOTrainer(
+            model=_trainable(policy),
+            reward_funcs=reward_fn,
+            args=GRPOConfig(**run_args, **kwargs),
+            train_dataset=dataset,
+            processing_class=copy.deepcopy(tokenizer),
+        )
 
-    run(warmup)
-    if use_cuda:
-        torch.cuda.reset_peak_memory_stats()
-    total = run(steps)
-    out = {"trl_step_seconds": total / steps}
-    if use_cuda:
-        out["trl_peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-    return out
+    use_cuda = next(policy.parameters()).device.type == "cuda"
+    return _time_trl(make_trainer, use_cuda, warmup, steps)
 
 
 def main(argv=None) -> dict:
