@@ -4,9 +4,7 @@
     python3 course.py test    # run every test, offline (HF_HUB_OFFLINE=1)
 
 Extra arguments go to pytest (``python3 course.py test tests/test_ppo.py -x``); paths given
-there replace the default ``tests notebooks``. The tests run in one pytest-xdist worker per
-CPU core, at most four (``-n 2 --dist loadgroup`` on two cores; tests/conftest.py says what
-runs together); ``-n 0`` or ``-p no:xdist`` among the extra arguments runs them in one process.
+there replace the default ``tests notebooks``.
 
 The environment is a virtual environment in ``.venv``. Torch is installed before
 the package so that a machine without a GPU never downloads CUDA packages:
@@ -95,16 +93,6 @@ def ensure_env() -> Path:
     return venv_python()
 
 
-def workers(extra: list[str]) -> list[str]:
-    """pytest-xdist arguments: one worker per core (at most 4), unless ``extra`` chooses."""
-    chosen = any(
-        a in {"-n", "--numprocesses", "no:xdist"} or a.startswith(("-n", "--numprocesses="))
-        for a in extra
-    )
-    n = min(os.cpu_count() or 1, 4)
-    return [] if chosen or n < 2 else ["-n", str(n), "--dist", "loadgroup"]
-
-
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"lab", "test"}:
         print(__doc__)
@@ -119,7 +107,7 @@ def main(argv: list[str]) -> int:
         extra = argv[1:]
         # Paths given on the command line replace the default "tests notebooks".
         paths = [] if any(not a.startswith("-") for a in extra) else ["tests", "notebooks"]
-        cmd = [python, "-m", "pytest", "--nbval-lax", *workers(extra), *paths, *extra]
+        cmd = [python, "-m", "pytest", "--nbval-lax", *paths, *extra]
     print("+", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
 

@@ -8,16 +8,13 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 import pytest
 import torch
 
-# One thread per test process, whatever runs first: the suite runs in two pytest-xdist
-# workers on two cores, and the tiny preset is fastest on one (notebook.setup() does the same).
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="session")
 def tiny():
     """The shipped tiny preset on CPU, loaded once per test session."""
     from rlhf_edu.presets import load_preset
 
+    torch.set_num_threads(1)  # as notebook.setup() does for the tiny preset
     return load_preset("tiny", device="cpu", n_prompts=256, verbose=False)
 
 
@@ -39,20 +36,3 @@ def standin_mirror(tmp_path_factory):
     root = tmp_path_factory.mktemp("standin") / "mirror"
     build_mirror(root)
     return root
-
-
-def pytest_collection_modifyitems(config, items):
-    """Group the tests for pytest-xdist's ``--dist loadgroup`` (how course.py runs the suite).
-
-    A group runs in order on one worker. The group is the test's file: a notebook's nbval
-    cells share one kernel and must run in order, and a module's fixtures (a JupyterLab
-    server, a wheel's venv, a TRL venv) are built once. The standalone test is the exception:
-    each lesson is its own group, so that the longest runs (lessons 08, 09, 10, each run
-    twice in one kernel) spread over the workers instead of queueing behind one another.
-    """
-    for item in items:
-        group = str(item.path.relative_to(config.rootpath))
-        callspec = getattr(item, "callspec", None)
-        if item.path.name == "test_standalone.py" and callspec and "path" in callspec.params:
-            group += "::" + callspec.id
-        item.add_marker(pytest.mark.xdist_group(group))
