@@ -214,13 +214,13 @@ def start_voila(notebook: Path, tmp: Path) -> Server:
         "--Voila.port_retries=0",
         f"--Voila.connection_dir_root={tmp}",
         "--VoilaConfiguration.show_tracebacks=True",  # so that a failing cell shows why
-        # A per-cell timeout bounds a lost wake-up: Voila's executor (nbclient) waits for each
-        # cell's reply on a zmq.asyncio socket, and with no timeout a lost edge of its
-        # edge-triggered descriptor leaves it asleep for good with the reply already there
-        # (the stall of issue 12: it failed CI once; here, the kernel sat idle after cell 12). With a
-        # timeout, the poll's final check at the deadline finds the reply and the cell passes:
-        # three of these tests run at once here took 81, 82 and 196 s (a stall, recovered).
-        # Lesson 04's slowest cell takes seconds, so 120 s never cuts a real one short.
+        # A per-cell timeout bounds a stall: Voila's executor (nbclient) waits for each cell's
+        # reply on a zmq.asyncio socket with no timeout by default, and after a widget cell it
+        # can sleep for good with the reply already there (jupyter/nbclient#312; the stall of
+        # issue 12, which failed CI once; here the kernel sat idle after cell 12). What drops
+        # the wake-up is not known. With a timeout, the poll's final check at the deadline
+        # finds the reply and the cell passes: three of these tests at once took 81, 82 and
+        # 196 s (a stall, recovered). Lesson 04's cells take seconds, so 120 s never cuts one short.
         "--VoilaExecutor.timeout=120",
     ]
     url = f"http://127.0.0.1:{port}"
