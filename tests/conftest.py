@@ -36,3 +36,31 @@ def standin_mirror(tmp_path_factory):
     root = tmp_path_factory.mktemp("standin") / "mirror"
     build_mirror(root)
     return root
+
+
+STANDALONE = "tests/test_standalone.py::"
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(session, config, items):
+    """Move the standalone tests to the end and start their runs now, in a thread.
+
+    The runs (tests/standalone_runs.py) use one core for about 42 minutes; started here they
+    go on while the other tests use the other core, and their tests, last, wait for them.
+    """
+    standalone = [item for item in items if item.nodeid.startswith(STANDALONE)]
+    if not standalone:
+        return
+    items[:] = [item for item in items if not item.nodeid.startswith(STANDALONE)] + standalone
+    if config.option.collectonly or os.environ.get("RLHF_EDU_STANDALONE") == "0":
+        return
+    import standalone_runs
+
+    lessons = [item.callspec.params["path"] for item in standalone if hasattr(item, "callspec")]
+    config._rlhf_edu_standalone = standalone_runs.Runs(lessons).start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    runs = getattr(session.config, "_rlhf_edu_standalone", None)
+    if runs is not None:
+        runs.stop()
