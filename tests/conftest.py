@@ -1,6 +1,7 @@
 """Shared fixtures. Everything runs offline on the shipped tiny preset (HF_HUB_OFFLINE=1)."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -38,25 +39,30 @@ def standin_mirror(tmp_path_factory):
     return root
 
 
-STANDALONE = "tests/test_standalone.py::"
+STANDALONE = Path(__file__).with_name("test_standalone.py")
 
 
-@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
-def pytest_collection_modifyitems(session, config, items):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
     """Move the standalone tests to the end and start their runs now, in a thread.
 
-    The runs (tests/standalone_runs.py) use one core for about 42 minutes; started here they
-    go on while the other tests use the other core, and their tests, last, wait for them.
+    The runs (tests/standalone_runs.py) use one core for about 41 minutes; started here,
+    on the final list of tests (after -k, -m, --lf), they go on while the other tests use
+    the other core, and their tests, last, wait for them.
     """
-    standalone = [item for item in items if item.nodeid.startswith(STANDALONE)]
-    if not standalone:
+    config = session.config
+    if session.testsfailed and not config.option.continue_on_collection_errors:
+        return  # pytest stops with the collection errors
+    if config.option.collectonly or config.option.setuponly or config.option.setupplan:
         return
-    items[:] = [item for item in items if not item.nodeid.startswith(STANDALONE)] + standalone
-    if config.option.collectonly or os.environ.get("RLHF_EDU_STANDALONE") == "0":
+    standalone = [item for item in session.items if item.path == STANDALONE]
+    session.items[:] = [item for item in session.items if item.path != STANDALONE] + standalone
+    lessons = [item.callspec.params["path"] for item in standalone if hasattr(item, "callspec")]
+    wheel = any(item.name == "test_the_wheel_not_the_repo_is_imported" for item in standalone)
+    if not (lessons or wheel) or os.environ.get("RLHF_EDU_STANDALONE") == "0":
         return
     import standalone_runs
 
-    lessons = [item.callspec.params["path"] for item in standalone if hasattr(item, "callspec")]
     config._rlhf_edu_standalone = standalone_runs.Runs(lessons).start()
 
 

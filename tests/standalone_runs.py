@@ -98,19 +98,27 @@ def _venv_python(venv: Path) -> Path:
 
 
 def kernel_env() -> dict[str, str]:
-    """The environment a wheel kernel (or a command of the wheel's venv) runs with."""
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    """The environment a wheel kernel (or a command of the wheel's venv) runs with.
+
+    This process's, less ``PYTHONPATH``/``PYTHONHOME`` (the wheel, not the repo) and the
+    preset variables (the standalone runs are on the tiny preset), offline.
+    """
+    drop = {"PYTHONPATH", "PYTHONHOME", "RLHF_EDU_PRESET", "RLHF_EDU_SOURCE"}
+    env = {k: v for k, v in dict(os.environ).items() if k not in drop}
     env["HF_HUB_OFFLINE"] = "1"
     env["TRL_EXPERIMENTAL_SILENCE"] = "1"
     return env
 
 
-def build_wheel_env(tmp: Path) -> dict:
+def build_wheel_env(tmp: Path, env: dict[str, str] | None = None) -> dict:
     """Build the wheel, install it into a new venv, write a kernelspec for that venv.
 
-    Returns a dict with ``python`` (the venv's), ``site`` (its site-packages),
-    ``kernels`` (the folder holding its kernelspec) and ``wheel``.
+    ``env``: the environment of the build commands and of the kernel (default:
+    :func:`kernel_env`). Returns a dict with ``python`` (the venv's), ``site`` (its
+    site-packages), ``kernels`` (the folder holding its kernelspec), ``wheel`` and
+    ``kernel_env``.
     """
+    env = kernel_env() if env is None else env
     # Build from a copy of the sources, so that concurrent builds never share build/.
     src = tmp / "src"
     src.mkdir()
@@ -124,16 +132,15 @@ def build_wheel_env(tmp: Path) -> dict:
     # Offline and fast with this environment's setuptools when it is new enough for
     # pyproject.toml (a PEP 639 license string needs >= 77); else pip's isolated build.
     flags = ["--no-build-isolation"] if _setuptools_version() >= (77,) else []
-    run([*pip, "wheel", "--no-deps", *flags, "-q", "-w", tmp / "wheel", src])
+    run([*pip, "wheel", "--no-deps", *flags, "-q", "-w", tmp / "wheel", src], env=env)
     (wheel,) = (tmp / "wheel").glob("rlhf_edu-*.whl")
 
     venv = tmp / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", venv])
+    run([sys.executable, "-m", "venv", "--without-pip", venv], env=env)
     python = _venv_python(venv)
-    run([*pip, "--python", python, "install", "-q", "--no-deps", "--no-index", wheel])
-    site = Path(
-        run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip()
-    )
+    run([*pip, "--python", python, "install", "-q", "--no-deps", "--no-index", wheel], env=env)
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(run([python, "-c", code], env=env).strip())
     deps = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
     (site / "_rlhf_edu_test_deps.pth").write_text("".join(f"{d}\n" for d in deps))
 
@@ -146,7 +153,13 @@ def build_wheel_env(tmp: Path) -> dict:
         "env": {"HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1"},
     }
     (kernels / KERNEL / "kernel.json").write_text(json.dumps(spec))
-    return {"python": python, "site": site, "kernels": kernels, "wheel": wheel}
+    return {
+        "python": python,
+        "site": site,
+        "kernels": kernels,
+        "wheel": wheel,
+        "kernel_env": env,
+    }
 
 
 def twice(nb, site: Path):
@@ -181,9 +194,14 @@ class Result:
     seconds: float = 0.0
 
 
-async def run_lesson(path: Path, env: dict, tmp: Path) -> Result:
-    """Run one notebook twice from the wheel, alone in an empty folder under ``tmp``."""
+async def run_lesson(path: Path, env: dict, tmp: Path, stop=None) -> Result:
+    """Run one notebook twice from the wheel, alone in an empty folder under ``tmp``.
+
+    ``env``: what :func:`build_wheel_env` returned, with ``kernel_env`` the kernel's
+    environment. ``stop``: a ``threading.Event`` that ends the run at the next watch.
+    """
     import nbformat
+    import zmq
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
     from nbclient import NotebookClient
@@ -193,11 +211,13 @@ async def run_lesson(path: Path, env: dict, tmp: Path) -> Result:
     shutil.copy(path, workdir / path.name)
     nb = nbformat.read(workdir / path.name, as_version=4)
     doubled, where = twice(nb, env["site"])
+    # ipc: the channels are the files k05-1, k05-2, ... (a socket path has at most 104
+    # bytes on macOS); tcp where zmq has no ipc (Windows).
+    ipc = zmq.has("ipc")
     km = AsyncKernelManager(
         kernel_name=KERNEL,
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(env["kernels"])]),
-        transport="ipc",
-        ip=str(tmp / path.stem / "kernel"),  # the channels are the files kernel-1, kernel-2, ...
+        **({"transport": "ipc", "ip": str(tmp / f"k{path.stem[:2]}")} if ipc else {}),
     )
     client = NotebookClient(
         doubled,
@@ -206,16 +226,33 @@ async def run_lesson(path: Path, env: dict, tmp: Path) -> Result:
         startup_timeout=180,
         allow_errors=False,
         resources={"metadata": {"path": str(workdir)}},
+        # as nbclient does for a kernel named python3: no history file shared between kernels
+        extra_arguments=["--HistoryManager.hist_file=:memory:"],
     )
+    ARTIFACTS.mkdir(exist_ok=True)
     result = Result(failure=None)
     start = time.perf_counter()
-    try:
-        result.failure = await run_all(
-            client, doubled, where, result.timings, result.phases, env=kernel_env()
-        )
-    finally:
-        result.seconds = time.perf_counter() - start
-        _save_timings(path.stem, result.timings, result.phases)
+    # The kernel's own output (start-up warnings, a crash) goes to a log, not to pytest's.
+    log_path = ARTIFACTS / f"standalone-{path.stem}-kernel.log"
+    with open(log_path, "w") as log:  # noqa: ASYNC230 (a local file, opened once)
+        try:
+            result.failure = await run_all(
+                client,
+                doubled,
+                where,
+                result.timings,
+                result.phases,
+                env=env["kernel_env"],
+                stop=stop,
+                stdout=log,
+                stderr=log,
+            )
+        finally:
+            result.seconds = time.perf_counter() - start
+            _save_timings(path.stem, result.timings, result.phases)
+            if km.has_kernel:  # the start was interrupted before nbclient's cleanup took over
+                with contextlib.suppress(Exception):
+                    await km.shutdown_kernel(now=True)
     if result.failure is not None:
         _save(doubled, path.stem)
     return result
@@ -226,27 +263,28 @@ class Runs:
 
     :meth:`start` builds the wheel's venv and runs each lesson; :meth:`env` and
     :meth:`result` wait for what they return. A run that cannot start (the wheel does not
-    build) is every lesson's failure.
+    build) is every lesson's failure. The environment is taken once, here, in the caller's
+    thread: tests that set variables later (``RLHF_EDU_PRESET``, ``HF_HUB_CACHE``, ...) do
+    not reach the runs.
     """
 
     def __init__(self, notebooks: list[Path]):
         self.notebooks = list(notebooks)
-        self.tmp = Path(tempfile.mkdtemp(prefix="rlhf-edu-standalone-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix="rlhf-sa-"))
+        self.kernel_env = kernel_env()
         self._env: dict | BaseException | None = None
         self._results: dict[str, Result] = {}
         self._done = {p.stem: threading.Event() for p in self.notebooks}
         self._env_ready = threading.Event()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="standalone-runs", daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
-        self._stopping = False
 
     def start(self) -> Runs:
         self._thread.start()
         return self
 
     def env(self) -> dict:
-        self._env_ready.wait()
+        self._wait(self._env_ready, "the wheel's venv")
         if isinstance(self._env, BaseException):
             raise AssertionError(f"the wheel's venv could not be built:\n{self._env}")
         return self._env
@@ -254,46 +292,42 @@ class Runs:
     def result(self, path: Path) -> Result:
         if path.stem not in self._done:
             raise KeyError(f"{path.stem} was not collected for a standalone run")
-        self._done[path.stem].wait()
+        self._wait(self._done[path.stem], path.stem)
         return self._results[path.stem]
 
+    def _wait(self, event: threading.Event, what: str) -> None:
+        while not event.wait(5):
+            if not self._thread.is_alive() and not event.is_set():
+                raise AssertionError(f"the standalone runs' thread ended without {what}")
+
     def stop(self, timeout: float = 60) -> None:
-        """Cancel what still runs (its kernel is shut down) and remove the temporary files."""
-        self._stopping = True
-        if self._loop is not None and self._task is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                self._loop.call_soon_threadsafe(self._task.cancel)
+        """End what still runs (its kernel is shut down) and remove the temporary files.
+
+        The running lesson stops at its next watch (about WATCH_S); the files stay if the
+        thread is still busy after ``timeout`` (a wheel build, a kernel start).
+        """
+        self._stop.set()
         self._thread.join(timeout)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self._thread.is_alive():
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _main(self) -> None:
         try:
-            self._env = build_wheel_env(self.tmp)
+            self._env = build_wheel_env(self.tmp, self.kernel_env)
         except BaseException as err:  # noqa: BLE001 (reported by every lesson's test)
             self._env = err
         self._env_ready.set()
         for path in self.notebooks:
             if isinstance(self._env, BaseException):
                 self._finish(path, Result(f"the wheel's venv could not be built:\n{self._env}"))
-            elif self._stopping:
+            elif self._stop.is_set():
                 self._finish(path, Result("not run: the test session ended first"))
             else:
-                self._finish(path, self._run_one(path))
-
-    def _run_one(self, path: Path) -> Result:
-        async def main() -> Result:
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.current_task()
-            return await run_lesson(path, self._env, self.tmp)
-
-        try:
-            return asyncio.run(main())
-        except asyncio.CancelledError:
-            return Result("not finished: the test session ended first")
-        except BaseException as err:  # noqa: BLE001 (the lesson's test reports it)
-            return Result(f"the runner raised {type(err).__name__}: {err}")
-        finally:
-            self._loop = self._task = None
+                try:
+                    result = asyncio.run(run_lesson(path, self._env, self.tmp, self._stop))
+                except BaseException as err:  # noqa: BLE001 (the lesson's test reports it)
+                    result = Result(f"the runner raised {type(err).__name__}: {err}")
+                self._finish(path, result)
 
     def _finish(self, path: Path, result: Result) -> None:
         self._results[path.stem] = result
@@ -305,28 +339,39 @@ class _Stalled(Exception):
 
 
 async def run_all(
-    client, nb, where, timings: list[dict], phases=None, env=None, idle_limit_s=None
+    client,
+    nb,
+    where,
+    timings: list[dict],
+    phases=None,
+    env=None,
+    idle_limit_s=None,
+    stop=None,
+    **launch,
 ) -> str | None:
     """Start a kernel, run every code cell (:func:`_run_cells`), shut the kernel down.
 
     ``env``: the kernel's environment (default: this process's). ``idle_limit_s``: see
-    :func:`_watched` (default IDLE_LIMIT_S). Fills ``phases`` with the seconds the kernel
-    took to start and to shut down. Returns None, or why the run failed, naming the pass
-    and the cell.
+    :func:`_watched` (default IDLE_LIMIT_S). ``stop``: a ``threading.Event`` that ends the
+    run at the next watch. ``launch``: more arguments for the kernel's process (``stdout``,
+    ``stderr``). Fills ``phases`` with the seconds the kernel took to start and to shut
+    down. Returns None, or why the run failed, naming the pass and the cell.
     """
     phases = {} if phases is None else phases
-    kwargs = {} if env is None else {"env": env}
+    kwargs = dict(launch) if env is None else {"env": env, **launch}
     start = time.perf_counter()
     # cleanup_kc: shut the kernel down on the way out even when the client was given its km.
     async with client.async_setup_kernel(cleanup_kc=True, **kwargs):
         phases["kernel_start_s"] = round(time.perf_counter() - start, 3)
-        failure = await _run_cells(client, nb, where, timings, idle_limit_s or IDLE_LIMIT_S)
+        failure = await _run_cells(client, nb, where, timings, idle_limit_s or IDLE_LIMIT_S, stop)
         leaving = time.perf_counter()
     phases["kernel_shutdown_s"] = round(time.perf_counter() - leaving, 3)
     return failure
 
 
-async def _run_cells(client, nb, where, timings: list[dict], idle_limit_s: float) -> str | None:
+async def _run_cells(
+    client, nb, where, timings: list[dict], idle_limit_s: float, stop=None
+) -> str | None:
     """Run every code cell, each watched by :func:`_watched`; append one timing per cell."""
     import psutil
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -336,12 +381,14 @@ async def _run_cells(client, nb, where, timings: list[dict], idle_limit_s: float
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
+        if stop is not None and stop.is_set():
+            return "stopped: the test session ended before the notebook did"
         run, i = where[index] if where[index] is not None else (None, None)
         first_line = cell.source.splitlines()[0] if cell.source else ""
         name = "the check cell" if run is None else f"pass {run}, cell {i} ({first_line!r})"
         start = time.perf_counter()
         try:
-            await _watched(client, kernel, cell, index, deadline, idle_limit_s)
+            await _watched(client, kernel, cell, index, deadline, idle_limit_s, stop)
         except (CellExecutionError, CellTimeoutError, DeadKernelError, _Stalled) as err:
             if run is None and isinstance(err, CellExecutionError):
                 return f"rlhf_edu is not the wheel's:\n{err}"
@@ -351,7 +398,9 @@ async def _run_cells(client, nb, where, timings: list[dict], idle_limit_s: float
     return None
 
 
-async def _watched(client, kernel, cell, index: int, deadline: float, idle_limit_s: float) -> None:
+async def _watched(
+    client, kernel, cell, index: int, deadline: float, idle_limit_s: float, stop=None
+) -> None:
     """Execute one cell with nbclient; every WATCH_S while it runs, look at both ends.
 
     The client: nbclient waits for the kernel's reply on zmq sockets whose file descriptor
@@ -363,6 +412,8 @@ async def _watched(client, kernel, cell, index: int, deadline: float, idle_limit
     The kernel: if its process (children included) uses less than IDLE_CPU_S of CPU in
     ``idle_limit_s`` while the reply is pending, it is idle, waiting for a message that is
     lost: raise :class:`_Stalled` rather than wait out the cell timeout.
+
+    ``stop`` (a ``threading.Event``), once set, ends the cell at the next watch.
     """
     import zmq
 
@@ -374,6 +425,8 @@ async def _watched(client, kernel, cell, index: int, deadline: float, idle_limit
             if done:
                 task.result()  # the cell's error, if any
                 return
+            if stop is not None and stop.is_set():
+                raise _Stalled("stopped: the test session ended before this cell did")
             pending = {
                 name: bool(channel.socket.get(zmq.EVENTS) & zmq.POLLIN)
                 for name, channel in (
@@ -451,3 +504,58 @@ def _save(nb, stem: str) -> None:
 
     ARTIFACTS.mkdir(exist_ok=True)
     nbformat.write(nb, ARTIFACTS / f"standalone-{stem}.ipynb")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run lessons' standalone runs again and again, to look for stalls (issue 12).
+
+        .venv/bin/python tests/standalone_runs.py 05 07 --times 10
+
+    Each lesson's runs go one after another (one kernel, one core); prints each run's
+    seconds and failure, and per lesson the slowest run and the largest reply delay.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("lessons", nargs="+", help="lesson numbers or stems, e.g. 05")
+    parser.add_argument("--times", type=int, default=10, help="runs per lesson (default 10)")
+    args = parser.parse_args(argv)
+    paths = []
+    for name in args.lessons:
+        found = [p for p in NOTEBOOKS if p.stem == name or p.stem.startswith(f"{name}_")]
+        if len(found) != 1:
+            parser.error(f"lessons: {name!r} names {len(found)} notebooks, expected 1")
+        paths.extend(found)
+    if args.times < 1:
+        parser.error(f"--times: expected a positive number of runs, got {args.times}")
+    tmp = Path(tempfile.mkdtemp(prefix="rlhf-sa-"))
+    try:
+        env = build_wheel_env(tmp)
+        failed = 0
+        for path in paths:
+            seconds, lags = [], []
+            for k in range(args.times):
+                result = asyncio.run(run_lesson(path, env, tmp / f"run{k}"))
+                lag = max((t["reply_lag_s"] or 0.0 for t in result.timings), default=0.0)
+                seconds.append(result.seconds)
+                lags.append(lag)
+                status = "ok" if result.failure is None else f"FAILED: {result.failure}"
+                print(
+                    f"{path.stem} run {k + 1}/{args.times}: {result.seconds:.0f} s, largest "
+                    f"reply delay {lag:.2f} s, {status}",
+                    flush=True,
+                )
+                failed += result.failure is not None
+            print(
+                f"{path.stem}: {args.times} runs, slowest {max(seconds):.0f} s, fastest "
+                f"{min(seconds):.0f} s, median {sorted(seconds)[len(seconds) // 2]:.0f} s, "
+                f"largest reply delay {max(lags):.2f} s",
+                flush=True,
+            )
+        return 1 if failed else 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

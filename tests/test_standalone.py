@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import standalone_runs as sr
 
-# Runs by default (about 42 minutes of one core on 2 cores, most of it lessons 08, 09 and 10
+# Runs by default (about 41 minutes of one core on 2 cores, most of it lessons 08, 09 and 10
 # twice); RLHF_EDU_STANDALONE=0 skips it for a quick local run.
 SKIP = pytest.mark.skipif(
     os.environ.get("RLHF_EDU_STANDALONE") == "0",
