@@ -8,10 +8,10 @@ kernel, the notebook's cells run a second time right after the first pass (as af
 run, naming the notebook, the pass and the cell. ``tests/test_standalone.py`` holds the
 tests; this module runs them.
 
-**Beside the rest of the suite.** The runs take about 42 of the suite's minutes, one kernel
+**Beside the rest of the suite.** The runs take about 41 of the suite's minutes, one kernel
 at a time, and each kernel uses one core (``notebook.setup()`` sets one torch thread on the
 tiny preset), so on two cores they run in a thread of the pytest process of their own,
-started when collection ends (``tests/conftest.py``), while the other tests use the other
+started as the test loop begins (``tests/conftest.py``), while the other tests use the other
 core; ``test_standalone.py``'s tests are moved to the end and wait for their lesson's
 result. Nothing process-wide is changed for them: the kernelspec is found through a
 ``KernelSpecManager`` of its own, the kernel gets its environment as an argument, and its

@@ -1,7 +1,7 @@
 """Every lesson runs as a learner gets it: from the built wheel, alone in an empty folder, twice.
 
 The runs themselves (the wheel's venv, the doubled notebook, the watch on every cell) are in
-``tests/standalone_runs.py``; they start when collection ends, in a thread beside the rest
+``tests/standalone_runs.py``; they start as the test loop begins, in a thread beside the rest
 of the suite (``tests/conftest.py``), and this module's tests, moved to the end of the
 session, wait for their lesson's result. A failure names the notebook, the pass and the cell.
 
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, SKIP]
 
 @pytest.fixture(scope="module")
 def runs(request) -> sr.Runs:
-    """The session's standalone runs, started by conftest.py when collection ended."""
+    """The session's standalone runs, started by conftest.py as the test loop began."""
     runs = getattr(request.config, "_rlhf_edu_standalone", None)
     if runs is None:
         pytest.fail("the standalone runs were not started (tests/conftest.py)", pytrace=False)
@@ -46,7 +46,7 @@ def test_the_wheel_not_the_repo_is_imported(runs, tmp_path):
         "print(rlhf_edu.__file__); "
         "print(any('editable' in m for m in sys.modules))"
     )
-    out = sr.run([env["python"], "-c", code], cwd=tmp_path, env=sr.kernel_env()).split()
+    out = sr.run([env["python"], "-c", code], cwd=tmp_path, env=env["kernel_env"]).split()
     where = Path(out[0]).resolve()
     assert where.is_relative_to(env["site"].resolve()), where
     assert not where.is_relative_to(sr.ROOT), where
