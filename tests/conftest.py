@@ -1,6 +1,10 @@
-"""Shared fixtures. Everything runs offline on the shipped tiny preset (HF_HUB_OFFLINE=1)."""
+"""Shared fixtures and hooks. Tests run offline (HF_HUB_OFFLINE=1), on the shipped tiny preset
+or, for the lessons under nbval while their standalone runs are on, the GPU preset's stand-in
+mirror (tests/standin.py)."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,14 +33,25 @@ def trl_ppo():
     return ppo_trainer
 
 
-@pytest.fixture(scope="session")
-def standin_mirror(tmp_path_factory):
-    """The GPU preset's stand-in mirror in the hub's layout (tests/standin.py), built once."""
-    from standin import build_mirror
+def _standin_mirror(config) -> Path:
+    """The GPU preset's stand-in mirror (tests/standin.py), built on first use, once a session.
 
-    root = tmp_path_factory.mktemp("standin") / "mirror"
-    build_mirror(root)
+    Read-only for its users: the tests that alter a mirror copy it first.
+    """
+    root = getattr(config, "_rlhf_edu_mirror", None)
+    if root is None:
+        from standin import build_mirror
+
+        root = Path(tempfile.mkdtemp(prefix="rlhf-standin-")) / "mirror"
+        build_mirror(root)
+        config._rlhf_edu_mirror = root
     return root
+
+
+@pytest.fixture(scope="session")
+def standin_mirror(request):
+    """The GPU preset's stand-in mirror in the hub's layout (tests/standin.py), built once."""
+    return _standin_mirror(request.config)
 
 
 STANDALONE = Path(__file__).with_name("test_standalone.py")
@@ -64,9 +79,66 @@ def pytest_runtestloop(session):
     import standalone_runs
 
     config._rlhf_edu_standalone = standalone_runs.Runs(lessons).start()
+    # These lessons run on the tiny preset there, twice; here (nbval) they run on the GPU
+    # preset's stand-in mirror instead, so the suite covers both presets at no extra cost.
+    # Registered as a plugin: a conftest's own hooks reach only the tests below its folder,
+    # and the lessons are in notebooks/.
+    config.pluginmanager.register(LessonsOnTheMirror({path.stem for path in lessons}))
+
+
+# What a lesson's kernel gets to run on the GPU preset's stand-in mirror: setup() reads these
+# (notebook.setup), and one torch thread leaves the other core to the standalone runs.
+def _mirror_env(config) -> dict[str, str]:
+    return {
+        "RLHF_EDU_PRESET": "gpt2-imdb",
+        "RLHF_EDU_SOURCE": str(_standin_mirror(config)),
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+class LessonsOnTheMirror:
+    """Start these lessons' nbval kernels on the stand-in mirror (their tiny runs are elsewhere).
+
+    nbval starts a notebook's kernel while its first cell is set up, and the kernel copies
+    this process's environment then; the variables are set for that moment only, so no other
+    test sees them. Lessons with no standalone run this session stay on the tiny preset.
+    """
+
+    def __init__(self, stems: set[str]):
+        self.stems = stems
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_setup(self, item):
+        stem = item.path.stem if item.path.suffix == ".ipynb" else None
+        notebook = item.parent
+        if (
+            stem not in self.stems
+            or getattr(notebook, "kernel", None) is not None  # started by an earlier cell
+        ):
+            yield
+            return
+        names = ("RLHF_EDU_PRESET", "RLHF_EDU_SOURCE", "OMP_NUM_THREADS")
+        saved = {k: os.environ.get(k) for k in names}
+        os.environ.update(_mirror_env(item.config))
+        try:
+            outcome = yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        if outcome.excinfo is None and getattr(notebook, "kernel", None) is None:
+            raise RuntimeError(
+                f"{stem}: nbval did not start the kernel while its first cell was set up, so "
+                "it would not run on the stand-in mirror (tests/conftest.py)"
+            )
 
 
 def pytest_sessionfinish(session, exitstatus):
     runs = getattr(session.config, "_rlhf_edu_standalone", None)
     if runs is not None:
         runs.stop()
+    mirror = getattr(session.config, "_rlhf_edu_mirror", None)
+    if mirror is not None:
+        shutil.rmtree(mirror.parent, ignore_errors=True)
