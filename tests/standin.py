@@ -108,15 +108,33 @@ def _policy(folder: Path, reviews: list[str], steps: int, seed: int) -> None:
     _save_bin_only(model, tokenizer, folder)
 
 
-def _wordpiece(texts: list[str]):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+def _wordpiece(texts: list[str], vocab_size: int = 600):
+    """A WordPiece tokenizer with a vocabulary built here, deterministically.
+
+    tokenizers' ``WordPieceTrainer`` numbers its vocabulary in a different order from one
+    process to the next (so the classifiers trained on it, and every score the lessons assert
+    on, would change from run to run); here the vocabulary is the special tokens, every
+    character alone and as a ``##`` continuation, then the most frequent lower-cased words
+    (ties broken alphabetically), up to ``vocab_size``.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import DistilBertTokenizerFast
 
-    wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wp.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words = Counter(
+        w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t))
+    )
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    wp.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=600, special_tokens=special))
+    chars = sorted({c for w in words for c in w})
+    vocab = special + chars + [f"##{c}" for c in chars]
+    by_count = sorted(words, key=lambda w: (-words[w], w))
+    vocab += [w for w in by_count if w not in set(vocab)][: max(0, vocab_size - len(vocab))]
+    wp = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    wp.normalizer = normalizer
+    wp.pre_tokenizer = pre
     cls_id, sep_id = wp.token_to_id("[CLS]"), wp.token_to_id("[SEP]")
     wp.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
