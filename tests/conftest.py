@@ -54,6 +54,12 @@ def standin_mirror(request):
     return _standin_mirror(request.config)
 
 
+@pytest.fixture(scope="session")
+def standin_mirror_env(request) -> dict[str, str]:
+    """The variables that start a lesson's kernel on the stand-in mirror (see _mirror_env)."""
+    return _mirror_env(request.config)
+
+
 STANDALONE = Path(__file__).with_name("test_standalone.py")
 
 
@@ -117,9 +123,9 @@ class LessonsOnTheMirror:
         ):
             yield
             return
-        names = ("RLHF_EDU_PRESET", "RLHF_EDU_SOURCE", "OMP_NUM_THREADS")
-        saved = {k: os.environ.get(k) for k in names}
-        os.environ.update(_mirror_env(item.config))
+        mirror_env = _mirror_env(item.config)
+        saved = {k: os.environ.get(k) for k in mirror_env}
+        os.environ.update(mirror_env)
         try:
             outcome = yield
         finally:

@@ -144,7 +144,17 @@ def build_wheel_env(tmp: Path, env: dict[str, str] | None = None) -> dict:
     deps = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
     (site / "_rlhf_edu_test_deps.pth").write_text("".join(f"{d}\n" for d in deps))
 
-    kernels = tmp / "kernels"
+    return {
+        "python": python,
+        "site": site,
+        "kernels": write_kernelspec(tmp / "kernels", python),
+        "wheel": wheel,
+        "kernel_env": env,
+    }
+
+
+def write_kernelspec(kernels: Path, python: Path) -> Path:
+    """A kernelspec named KERNEL for ``python``'s ipykernel, in the folder ``kernels``."""
     (kernels / KERNEL).mkdir(parents=True)
     spec = {
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
@@ -153,35 +163,32 @@ def build_wheel_env(tmp: Path, env: dict[str, str] | None = None) -> dict:
         "env": {"HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1"},
     }
     (kernels / KERNEL / "kernel.json").write_text(json.dumps(spec))
-    return {
-        "python": python,
-        "site": site,
-        "kernels": kernels,
-        "wheel": wheel,
-        "kernel_env": env,
-    }
+    return kernels
 
 
-def twice(nb, site: Path):
+def repeated(nb, site: Path, passes: int = 2):
     """The notebook's cells, a check that rlhf_edu comes from ``site``, the cells again.
 
+    ``passes``: 2 (as after "Run All" twice in one kernel), or 1 (the cells and the check).
     Returns the new notebook and, per cell, ``(pass, index in the original)`` or None.
     """
     import nbformat
 
+    if passes not in (1, 2):
+        raise ValueError(f"passes: expected 1 or 2, got {passes!r}")
     check = nbformat.v4.new_code_cell(
         "import rlhf_edu, pathlib\n"
         f"assert pathlib.Path(rlhf_edu.__file__).resolve().is_relative_to({str(site.resolve())!r}),"
         " rlhf_edu.__file__"
     )
-    doubled = copy.deepcopy(nb)
+    out = copy.deepcopy(nb)
     first = [copy.deepcopy(c) for c in nb.cells]
-    second = [copy.deepcopy(c) for c in nb.cells]
+    second = [copy.deepcopy(c) for c in nb.cells] if passes == 2 else []
     for i, cell in enumerate(second):
         cell["id"] = f"second-pass-{i}"  # cell ids must stay unique
-    doubled.cells = [*first, check, *second]
+    out.cells = [*first, check, *second]
     where = [(1, i) for i in range(len(first))] + [None] + [(2, i) for i in range(len(second))]
-    return doubled, where
+    return out, where
 
 
 @dataclass
@@ -194,11 +201,15 @@ class Result:
     seconds: float = 0.0
 
 
-async def run_lesson(path: Path, env: dict, tmp: Path, stop=None) -> Result:
-    """Run one notebook twice from the wheel, alone in an empty folder under ``tmp``.
+async def run_lesson(
+    path: Path, env: dict, tmp: Path, stop=None, *, passes: int = 2, label: str = "standalone"
+) -> Result:
+    """Run one notebook twice (or ``passes`` times) from the wheel, alone in an empty folder.
 
-    ``env``: what :func:`build_wheel_env` returned, with ``kernel_env`` the kernel's
-    environment. ``stop``: a ``threading.Event`` that ends the run at the next watch.
+    ``env``: what :func:`build_wheel_env` returned (``python``, ``site``, ``kernels``), with
+    ``kernel_env`` the kernel's environment. ``tmp``: where the folder and the kernel's
+    sockets go. ``stop``: a ``threading.Event`` that ends the run at the next watch.
+    ``label``: the prefix of the files in test-artifacts/ (``<label>-<lesson>-...``).
     """
     import nbformat
     import zmq
@@ -210,7 +221,7 @@ async def run_lesson(path: Path, env: dict, tmp: Path, stop=None) -> Result:
     workdir.mkdir(parents=True)
     shutil.copy(path, workdir / path.name)
     nb = nbformat.read(workdir / path.name, as_version=4)
-    doubled, where = twice(nb, env["site"])
+    doubled, where = repeated(nb, env["site"], passes)
     # ipc: the channels are the files k05-1, k05-2, ... (a socket path has at most 104
     # bytes on macOS); tcp where zmq has no ipc (Windows).
     ipc = zmq.has("ipc")
@@ -233,7 +244,7 @@ async def run_lesson(path: Path, env: dict, tmp: Path, stop=None) -> Result:
     result = Result(failure=None)
     start = time.perf_counter()
     # The kernel's own output (start-up warnings, a crash) goes to a log, not to pytest's.
-    log_path = ARTIFACTS / f"standalone-{path.stem}-kernel.log"
+    log_path = ARTIFACTS / f"{label}-{path.stem}-kernel.log"
     with open(log_path, "w") as log:  # noqa: ASYNC230 (a local file, opened once)
         try:
             result.failure = await run_all(
@@ -249,12 +260,12 @@ async def run_lesson(path: Path, env: dict, tmp: Path, stop=None) -> Result:
             )
         finally:
             result.seconds = time.perf_counter() - start
-            _save_timings(path.stem, result.timings, result.phases)
+            _save_timings(f"{label}-{path.stem}", result.timings, result.phases)
             if km.has_kernel:  # the start was interrupted before nbclient's cleanup took over
                 with contextlib.suppress(Exception):
                     await km.shutdown_kernel(now=True)
     if result.failure is not None:
-        _save(doubled, path.stem)
+        _save(doubled, f"{label}-{path.stem}")
     return result
 
 
@@ -491,19 +502,19 @@ def _timing(cell, run, i, wall_s: float) -> dict:
     }
 
 
-def _save_timings(stem: str, timings: list[dict], phases: dict[str, float]) -> None:
+def _save_timings(name: str, timings: list[dict], phases: dict[str, float]) -> None:
     """Per-cell times of a run in test-artifacts/, kept whether it passed or failed."""
     ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"standalone-{stem}-timings.json"
+    path = ARTIFACTS / f"{name}-timings.json"
     path.write_text(json.dumps({"phases": phases, "cells": timings}, indent=1) + "\n")
 
 
-def _save(nb, stem: str) -> None:
+def _save(nb, name: str) -> None:
     """Keep the executed notebook of a failure in test-artifacts/ for a look."""
     import nbformat
 
     ARTIFACTS.mkdir(exist_ok=True)
-    nbformat.write(nb, ARTIFACTS / f"standalone-{stem}.ipynb")
+    nbformat.write(nb, ARTIFACTS / f"{name}.ipynb")
 
 
 def main(argv: list[str] | None = None) -> int:

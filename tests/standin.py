@@ -124,9 +124,7 @@ def _wordpiece(texts: list[str], vocab_size: int = 600):
 
     normalizer = normalizers.BertNormalizer(lowercase=True)
     pre = pre_tokenizers.BertPreTokenizer()
-    words = Counter(
-        w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t))
-    )
+    words = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)))
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = sorted({c for w in words for c in w})
     vocab = special + chars + [f"##{c}" for c in chars]

@@ -9,21 +9,32 @@ installed with its dependencies, as ``%pip install "rlhf-edu @ git+...@vX"`` wou
   another version, and after the install none of them has changed;
 - ``restart_notice`` there says no restart is needed;
 - the package imports, the tiny preset samples, and the widget unit tests pass on Colab's
-  ipywidgets 7.7.1.
+  ipywidgets 7.7.1;
+- every lesson runs there, one pass each, in a kernel of that environment (Colab's ipykernel
+  and IPython), alone in an empty folder: on the tiny preset, and on the GPU preset's stand-in
+  mirror (tests/standin.py) through the GPU preset's code path. The two sequences run side by
+  side, one kernel each. TRL is not installed there (the install cell does not install it),
+  so lesson 09 runs without its TRL cells, as on a Colab runtime without the ``[trl]`` extra.
 
 This machine's Python is 3.11 while Colab's is 3.13, so the environment is built on 3.11
 (every pinned package used here has a 3.11 wheel). It needs the package index (or a local
-mirror of it) and takes minutes; it runs with ``RLHF_EDU_COLAB=1``.
+mirror of it); it runs with ``RLHF_EDU_COLAB=1`` and takes about 35 minutes on 2 cores
+(about 9 to build the environment, the rest the lessons):
+
+    RLHF_EDU_COLAB=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_colab_env.py
 """
 
+import asyncio
 import json
 import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import standalone_runs as sr
 
 ROOT = Path(__file__).resolve().parents[1]
 FREEZE = Path(__file__).parent / "colab" / "pip-freeze.gpu.txt"
@@ -164,3 +175,60 @@ def test_the_widget_unit_tests_pass_on_ipywidgets_7(colab):
         colab["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests,
         cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def colab_kernel(colab, tmp_path_factory) -> dict:
+    """The Colab-like environment as the standalone runs take one: python, site, kernelspec."""
+    python = colab["python"]
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return {
+        "python": python,
+        "site": Path(_run(python, "-c", code).stdout.strip()),
+        "kernels": sr.write_kernelspec(tmp_path_factory.mktemp("colab-kernels"), python),
+        "kernel_env": sr.kernel_env(),  # offline, on the tiny preset, no PYTHONPATH
+    }
+
+
+PRESETS = ("tiny", "standin")  # standin: gpt2-imdb from the stand-in mirror
+
+
+@pytest.fixture(scope="module")
+def lessons_there(colab_kernel, standin_mirror_env, tmp_path_factory) -> dict:
+    """Every lesson once in the Colab-like environment, per preset: ``{preset: {stem: Result}}``.
+
+    The two presets' sequences run side by side, each in a thread of its own with one kernel
+    at a time (the tiny preset's setup() takes one torch thread; the mirror's kernels get
+    OMP_NUM_THREADS=1).
+    """
+    tmp = tmp_path_factory.mktemp("colab-runs")
+    envs = {
+        "tiny": colab_kernel,
+        "standin": {
+            **colab_kernel,
+            "kernel_env": {**colab_kernel["kernel_env"], **standin_mirror_env},
+        },
+    }
+
+    def every_lesson(preset: str) -> dict:
+        results = {}
+        for path in sr.NOTEBOOKS:
+            run = sr.run_lesson(path, envs[preset], tmp / preset, passes=1, label=f"colab-{preset}")
+            try:
+                results[path.stem] = asyncio.run(run)
+            except Exception as err:  # noqa: BLE001 (the lesson's test reports it)
+                results[path.stem] = sr.Result(f"the runner raised {type(err).__name__}: {err}")
+        return results
+
+    with ThreadPoolExecutor(len(PRESETS)) as pool:
+        futures = {preset: pool.submit(every_lesson, preset) for preset in PRESETS}
+        return {preset: future.result() for preset, future in futures.items()}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("path", sr.NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_lesson_runs_there(lessons_there, preset, path):
+    result = lessons_there[preset][path.stem]
+    if result.failure is not None:
+        pytest.fail(f"{path.name} on {preset}: {result.failure}", pytrace=False)
+    print(f"\n{path.stem} on {preset}: {result.seconds:.0f} s")
