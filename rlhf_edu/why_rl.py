@@ -204,9 +204,9 @@ def rejection_sampling_finetune(
         raise ValueError(f"offline: expected True or False, got {offline!r}")
     sampling = {"batch_size": batch_size, "max_new_tokens": max_new_tokens,
                 "temperature": temperature, "seed": seed}  # fmt: skip
+    _check_loop(prompts, rounds, batch_size, lr)
     fixed = []  # offline: the batch of every round, drawn from the starting policy
     if offline and rounds:
-        _check_loop(prompts, rounds, batch_size, lr)
         if draws is None:
             draws = start_draws(
                 policy, tokenizer, prompts, reward_fn, rounds, gold_fn=gold_fn, progress=False,
@@ -214,7 +214,9 @@ def rejection_sampling_finetune(
             )  # fmt: skip
         fixed = _check_draws(draws, rounds, prompts, batch_size, seed, None)
 
-    def update(optimizer, rollout, rewards, r):
+    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+
+    def update(rollout, rewards, r):
         if offline:
             rollout, rewards = fixed[r].rollout, fixed[r].rewards
         keep = top_k_indicator(rewards, keep_fraction).bool()
@@ -257,7 +259,10 @@ def reinforce_train(
     Taught in notebooks/03_why_rl.ipynb.
     """
 
-    def update(optimizer, rollout, rewards, r):
+    _check_loop(prompts, rounds, batch_size, lr)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+
+    def update(rollout, rewards, r):
         logprobs = generation.response_logprobs(policy, rollout, temperature)
         loss = reinforce_loss(logprobs, rewards, rollout.mask, baseline=rewards.mean())
         _step(optimizer, loss, r)
@@ -308,7 +313,7 @@ def ppo_train(
     )  # fmt: skip
     trainer = PPOTrainer(config, policy, ref_policy, tokenizer, reward_fn, prompts)
 
-    def update(optimizer, rollout, rewards, r):  # optimizer unused: PPO steps with its AdamW
+    def update(rollout, rewards, r):  # the trainer steps with its own AdamW
         return torch.tensor(trainer.ppo_step(rollout)["loss/policy_avg"])
 
     return _train_rounds(
@@ -338,14 +343,13 @@ def _train_rounds(
     """The loop RFT, REINFORCE and PPO share: ``rounds`` updates, then one batch more to measure.
 
     Round ``r`` samples and measures its batch (:func:`_measure`); for ``r < rounds``,
-    ``update(optimizer, rollout, rewards, r)`` trains ``policy`` on it and returns the loss of
-    its last Adam step (PPO: its step's mean policy loss). Round 0 takes its batch from
+    ``update(rollout, rewards, r)`` trains ``policy`` on it with the method's own optimizer and
+    returns the loss of its last step (PPO: its step's mean policy loss). Round 0 takes its batch from
     ``draws[0]`` when given (the policy has not changed yet).
     """
     _check_loop(prompts, rounds, sampling["batch_size"], lr)
     if draws is not None:
         draws = _check_draws(draws, 1, prompts, sampling["batch_size"], sampling["seed"], gold_fn)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     policy.eval()  # dropout off: train the log-probs of the policy that sampled
     history = []
     bar = tqdm(range(rounds + 1), desc=desc, disable=not progress)
@@ -356,7 +360,7 @@ def _train_rounds(
         )
         point.update(method=method, round=r, loss=None)
         if r < rounds:
-            point["loss"] = update(optimizer, rollout, rewards, r).item()
+            point["loss"] = update(rollout, rewards, r).item()
         history.append(point)
         bar.set_postfix(reward=f"{point['reward']:.2f}", kl=f"{point['kl']:.2f}")
     return history
