@@ -248,7 +248,7 @@ def main(argv=None) -> dict:
         "method": args.method,
         "batch": args.batch,
         "mini_batch": mini,
-        "ppo_epochs": args.epochs,
+        "epochs": args.epochs,  # PPO's ppo_epochs, or GRPO's epochs (TRL: num_iterations)
         "response_length": args.response_length,
         "timed_steps": args.steps,
         "torch": torch.__version__,

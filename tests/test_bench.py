@@ -76,7 +76,7 @@ def test_grpo_vs_trl_writes_json(tmp_path):
     )
     saved = json.loads(out.read_text())
     assert saved.keys() == result.keys()
-    assert saved["method"] == "grpo" and saved["batch"] == 8
+    assert saved["method"] == "grpo" and saved["batch"] == 8 and saved["epochs"] == 1
     assert saved["step_seconds"] > 0 and saved["trl_step_seconds"] > 0
     assert saved["ratio"] == pytest.approx(saved["step_seconds"] / saved["trl_step_seconds"])
 
