@@ -38,7 +38,8 @@ the kernel idle, the client waiting, then "ok"), and
 what dropped the wake-up in that run is not known. The watch re-reads the client's sockets
 every WATCH_S, so such a loss costs about a second, and fails the cell by name if the kernel
 idles with a reply pending. Per-cell times go to
-``test-artifacts/standalone-<lesson>-timings.json``, pass or fail.
+``test-artifacts/<label>-<lesson>-timings.json``, pass or fail (label ``standalone`` here;
+``colab-tiny`` and ``colab-standin`` for tests/test_colab_env.py's runs).
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ def write_kernelspec(kernels: Path, python: Path) -> Path:
 
 
 def repeated(nb, site: Path, passes: int = 2):
-    """The notebook's cells, a check that rlhf_edu comes from ``site``, the cells again.
+    """The notebook's cells, a check that rlhf_edu comes from ``site``, then (``passes=2``)
+    the cells again.
 
     ``passes``: 2 (as after "Run All" twice in one kernel), or 1 (the cells and the check).
     Returns the new notebook and, per cell, ``(pass, index in the original)`` or None.
@@ -221,7 +223,7 @@ async def run_lesson(
     workdir.mkdir(parents=True)
     shutil.copy(path, workdir / path.name)
     nb = nbformat.read(workdir / path.name, as_version=4)
-    doubled, where = repeated(nb, env["site"], passes)
+    cells, where = repeated(nb, env["site"], passes)
     # ipc: the channels are the files k05-1, k05-2, ... (a socket path has at most 104
     # bytes on macOS); tcp where zmq has no ipc (Windows).
     ipc = zmq.has("ipc")
@@ -231,7 +233,7 @@ async def run_lesson(
         **({"transport": "ipc", "ip": str(tmp / f"k{path.stem[:2]}")} if ipc else {}),
     )
     client = NotebookClient(
-        doubled,
+        cells,
         km=km,
         timeout=CELL_TIMEOUT_S,
         startup_timeout=180,
@@ -249,7 +251,7 @@ async def run_lesson(
         try:
             result.failure = await run_all(
                 client,
-                doubled,
+                cells,
                 where,
                 result.timings,
                 result.phases,
@@ -265,7 +267,7 @@ async def run_lesson(
                 with contextlib.suppress(Exception):
                     await km.shutdown_kernel(now=True)
     if result.failure is not None:
-        _save(doubled, f"{label}-{path.stem}")
+        _save(cells, f"{label}-{path.stem}")
     return result
 
 
@@ -337,12 +339,20 @@ class Runs:
                 try:
                     result = asyncio.run(run_lesson(path, self._env, self.tmp, self._stop))
                 except BaseException as err:  # noqa: BLE001 (the lesson's test reports it)
-                    result = Result(f"the runner raised {type(err).__name__}: {err}")
+                    result = Result(runner_failure(err))
                 self._finish(path, result)
 
     def _finish(self, path: Path, result: Result) -> None:
         self._results[path.stem] = result
         self._done[path.stem].set()
+
+
+def runner_failure(err: BaseException) -> str:
+    """A run's failure when the runner itself raised: the error and where (its traceback)."""
+    import traceback
+
+    where = "".join(traceback.format_exception(err)[-6:])
+    return f"the runner raised {type(err).__name__}: {err}\n{where}"
 
 
 class _Stalled(Exception):

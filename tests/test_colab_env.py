@@ -28,8 +28,11 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -194,14 +197,22 @@ PRESETS = ("tiny", "standin")  # standin: gpt2-imdb from the stand-in mirror
 
 
 @pytest.fixture(scope="module")
-def lessons_there(colab_kernel, standin_mirror_env, tmp_path_factory) -> dict:
-    """Every lesson once in the Colab-like environment, per preset: ``{preset: {stem: Result}}``.
+def lessons_there(request, colab_kernel, standin_mirror_env) -> dict:
+    """The selected lessons once in the Colab-like environment: ``{preset: {stem: Result}}``.
 
-    The two presets' sequences run side by side, each in a thread of its own with one kernel
-    at a time (the tiny preset's setup() takes one torch thread; the mirror's kernels get
-    OMP_NUM_THREADS=1).
+    Only the (preset, lesson) pairs of the session's selected tests run (``-k 01_`` runs
+    one lesson on both presets). The two presets' sequences run side by side, each in a
+    thread of its own with one kernel at a time (the tiny preset's setup() takes one torch
+    thread; the mirror's kernels get OMP_NUM_THREADS=1). Leaving early (Ctrl-C, an error)
+    stops the running lessons at their next watch and runs no more.
     """
-    tmp = tmp_path_factory.mktemp("colab-runs")
+    wanted = {
+        (item.callspec.params["preset"], item.callspec.params["path"].stem)
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_every_lesson_runs_there"
+    }
+    # A short folder for the kernels' ipc sockets: macOS allows 103 bytes per socket path.
+    tmp = Path(tempfile.mkdtemp(prefix="rlhf-colab-"))
     envs = {
         "tiny": colab_kernel,
         "standin": {
@@ -209,20 +220,33 @@ def lessons_there(colab_kernel, standin_mirror_env, tmp_path_factory) -> dict:
             "kernel_env": {**colab_kernel["kernel_env"], **standin_mirror_env},
         },
     }
+    stop = threading.Event()
 
     def every_lesson(preset: str) -> dict:
         results = {}
         for path in sr.NOTEBOOKS:
-            run = sr.run_lesson(path, envs[preset], tmp / preset, passes=1, label=f"colab-{preset}")
+            if (preset, path.stem) not in wanted:
+                continue
+            if stop.is_set():
+                results[path.stem] = sr.Result("not run: the session ended first")
+                continue
+            run = sr.run_lesson(
+                path, envs[preset], tmp / preset, stop, passes=1, label=f"colab-{preset}"
+            )
             try:
                 results[path.stem] = asyncio.run(run)
-            except Exception as err:  # noqa: BLE001 (the lesson's test reports it)
-                results[path.stem] = sr.Result(f"the runner raised {type(err).__name__}: {err}")
+            except BaseException as err:  # noqa: BLE001 (the lesson's test reports it)
+                results[path.stem] = sr.Result(sr.runner_failure(err))
         return results
 
-    with ThreadPoolExecutor(len(PRESETS)) as pool:
+    pool = ThreadPoolExecutor(len(PRESETS))
+    try:
         futures = {preset: pool.submit(every_lesson, preset) for preset in PRESETS}
         return {preset: future.result() for preset, future in futures.items()}
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
