@@ -18,8 +18,8 @@ installed with its dependencies, as ``%pip install "rlhf-edu @ git+...@vX"`` wou
 
 This machine's Python is 3.11 while Colab's is 3.13, so the environment is built on 3.11
 (every pinned package used here has a 3.11 wheel). It needs the package index (or a local
-mirror of it); it runs with ``RLHF_EDU_COLAB=1``. On 2 cores it took 43 minutes with two
-other lesson runs sharing them (about 7 to build the environment, the rest the lessons):
+mirror of it); it runs with ``RLHF_EDU_COLAB=1``. On 2 cores it took 33 minutes beside a
+standalone lesson run (about 7 to build the environment, the rest the lessons):
 
     RLHF_EDU_COLAB=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_colab_env.py
 """
