@@ -36,6 +36,9 @@ class Rollout:
         mask: ``(B, T)`` 1 on response tokens up to and including EOS (a prefix of ones).
         logprobs: ``(B, T)`` log-probs of the sampled tokens (0 where ``mask`` is 0).
         prompts, responses: the decoded texts (special tokens dropped).
+        hidden: ``(B, T, H)`` the sampling model's last hidden states at the positions that
+            predict each response token (what ``value_head.response_hidden_states`` recomputes),
+            kept only by ``sample(..., keep_hidden=True)``; otherwise None.
     """
 
     prompt_ids: torch.Tensor
@@ -45,6 +48,7 @@ class Rollout:
     logprobs: torch.Tensor
     prompts: list[str]
     responses: list[str]
+    hidden: torch.Tensor | None = None
 
     @property
     def texts(self) -> list[str]:
@@ -63,7 +67,9 @@ class Rollout:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = [v[i] for i in rows] if isinstance(v, list) else v[rows]
+            if v is not None:  # hidden: None unless sampling kept it
+                v = [v[i] for i in rows] if isinstance(v, list) else v[rows]
+            out[f.name] = v
         return Rollout(**out)
 
 
@@ -145,6 +151,7 @@ def sample(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
+    keep_hidden: bool = False,
 ) -> Rollout:
     """Sample one response per prompt, batched and left-padded, with the KV cache.
 
@@ -152,6 +159,8 @@ def sample(
     per-token log-probs ``log_softmax(logits / temperature)`` of the sampled tokens.
     ``prompts`` is a non-empty list of strings; ``""`` samples from the BOS token alone, and
     a prompt that with ``max_new_tokens`` exceeds the model's context is refused.
+    ``keep_hidden=True`` also keeps the last hidden states that produced each token's logits
+    (``Rollout.hidden``): the PPO trainer reads its values ``V(s_t)`` off them (lesson 07).
 
     Taught in notebooks/01_generating_text.ipynb.
     """
@@ -179,6 +188,7 @@ def sample(
         use_cache=True,
         return_dict_in_generate=True,
         output_logits=True,
+        output_hidden_states=keep_hidden,
     )
     P = enc["input_ids"].shape[1]
     response_ids = out.sequences[:, P:]
@@ -186,6 +196,9 @@ def sample(
     response_ids = response_ids.masked_fill(mask == 0, tokenizer.pad_token_id)
     logits = torch.stack(out.logits, dim=1).float()  # (B, T, V), raw (before warpers)
     logprobs = token_logprobs(logits / temperature, response_ids) * mask
+    hidden = None
+    if keep_hidden:  # per new token, the last layer's states; the first step's are the prompt's
+        hidden = torch.stack([step[-1][:, -1] for step in out.hidden_states], dim=1)
     return Rollout(
         prompt_ids=enc["input_ids"],
         prompt_mask=enc["attention_mask"],
@@ -194,6 +207,7 @@ def sample(
         logprobs=logprobs,
         prompts=prompts,
         responses=tokenizer.batch_decode(response_ids, skip_special_tokens=True),
+        hidden=hidden,
     )
 
 

@@ -35,11 +35,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import kl, ppo
+from . import kl, packing, ppo
 from ._checks import require_choice, require_int, require_number
 from .advantages import LOSS_AGGREGATIONS, masked_aggregate
 from .beyond import GROUP_KINDS, group_advantages
-from .generation import response_logprobs
 from .trainer import PPOTrainer
 
 IMPORTANCE_SAMPLING = ("token", "sequence")
@@ -235,7 +234,7 @@ class GroupTrainer(PPOTrainer):
         """Minus the clipped objective per token (+ ``beta * k3`` for GRPO), aggregated by
         ``loss_aggregation``. Returns ``(loss, stats)``."""
         c, T = self.config, m.shape[1]
-        logprobs = response_logprobs(self.policy, mb, temperature=c.temperature)
+        logprobs = packing.response_logprobs(self.policy, mb, c.temperature)
         if c.importance_sampling == "sequence":  # GSPO: one ratio per response
             ratio = ppo.sequence_ratio(logprobs, old_logprobs[i, :T], m)
         else:

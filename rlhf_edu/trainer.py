@@ -12,7 +12,13 @@ Per step, for a batch of prompts:
 7. metrics (named as TRL names them), KL-controller update, checkpoint.
 
 The value head sits on the policy's last hidden state (one shared body, as in the
-original ``AutoModelForCausalLMWithValueHead``), so an update costs one forward pass.
+original ``AutoModelForCausalLMWithValueHead``), so an update costs one forward pass, and
+step 5 reads the values off the hidden states that sampling already computed.
+
+How it runs, not what it computes: the forward passes of steps 2 and 6 pack each batch's
+sequences without their padding (:mod:`rlhf_edu.packing`), step 6 runs GPT-2's activation
+as one fused kernel and AdamW fused (:mod:`rlhf_edu.fused`). Each gives the same numbers
+up to float rounding (tests/test_packing.py, tests/test_fused.py).
 
 Taught in notebooks/07_ppo.ipynb.
 """
@@ -28,19 +34,18 @@ import torch
 from tqdm.auto import tqdm
 
 from . import advantages as adv
-from . import kl, ppo
+from . import fused, kl, packing, ppo
 from ._checks import require_callable, require_choice, require_int, require_number, require_texts
 from .checkpoint import load_checkpoint, save_checkpoint
 from .generation import (
     Rollout,
     encode_prompts,
     require_prompts_fit,
-    response_logprobs,
     sample,
     token_logprobs,
 )
 from .scoring import check_scores
-from .value_head import ValueHead, response_hidden_states
+from .value_head import ValueHead
 
 # TRL's classic gpt2-sentiment example (lvwerra/gpt2-imdb, adaptive KL): the GPU settings of lesson 07.
 GPT2_SENTIMENT = {
@@ -226,8 +231,12 @@ class PPOTrainer:
         # Dropout off: the old and new log-probs must come from the same function (ratio 1).
         self.policy.eval()
         self.ref_policy.eval()
-        self.optimizer = torch.optim.AdamW(
-            self.trainable_parameters(), lr=config.lr, eps=1e-5, weight_decay=config.weight_decay
+        self.optimizer = fused.adamw(
+            self.trainable_parameters(),
+            self.device,
+            lr=config.lr,
+            eps=1e-5,
+            weight_decay=config.weight_decay,
         )
         self.kl_ctl = self.make_kl_controller()
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -338,7 +347,7 @@ class PPOTrainer:
         The entropy carries a gradient only when ``ent_coef > 0`` (otherwise it is a metric).
         """
         with self.autocast():
-            hidden, logits = response_hidden_states(self.policy, roll, return_logits=True)
+            hidden, logits = packing.response_outputs(self.policy, roll, logits=True)
         logits = logits.float() / self.config.temperature
         logprobs = token_logprobs(logits, roll.response_ids)
         values = self.value_head(hidden.float())
@@ -348,9 +357,12 @@ class PPOTrainer:
 
     @torch.no_grad()
     def values(self, roll: Rollout) -> torch.Tensor:
-        """``V(s_t)``, ``(B, T)``, for a whole rollout (no LM head, no gradient)."""
-        with self.autocast():
-            hidden = response_hidden_states(self.policy, roll)
+        """``V(s_t)``, ``(B, T)``, for a whole rollout (no gradient): read off the hidden
+        states sampling kept (``roll.hidden``), or from a forward pass without the LM head."""
+        hidden = roll.hidden
+        if hidden is None:  # a rollout sampled elsewhere (lesson 03 hands PPO its batches)
+            with self.autocast():
+                hidden = packing.response_outputs(self.policy, roll)
         return self.value_head(hidden.float())
 
     def sample_batch(self) -> Rollout:
@@ -369,6 +381,7 @@ class PPOTrainer:
             temperature=c.temperature,
             top_k=c.top_k,
             top_p=c.top_p,
+            keep_hidden=self.value_head is not None,  # step 5's values come from these
         )
 
     # -- one PPO step ------------------------------------------------------------------------
@@ -395,7 +408,7 @@ class PPOTrainer:
         with torch.no_grad():
             # 2. reference log-probs
             with self.autocast():
-                ref_logprobs = response_logprobs(self.ref_policy, roll, temperature=c.temperature)
+                ref_logprobs = packing.response_logprobs(self.ref_policy, roll, c.temperature)
             t_ref = time.perf_counter()
             # 3. reward-model scores (and the gold judge, for the record)
             scores = check_scores(self.reward_fn(roll.texts), len(roll), step=step)
@@ -415,20 +428,22 @@ class PPOTrainer:
         # 6. several epochs of shuffled minibatches (all rows, or the ones step 5 kept)
         stats = []
         rows = batch["rows"] if batch["rows"] is not None else torch.arange(len(roll))
-        for _ in range(self.epochs if len(rows) else 0):
-            order = rows[torch.randperm(len(rows), generator=self.generator)]
-            for start in range(0, len(rows), c.mini_batch_size):
-                i = order[start : start + c.mini_batch_size].to(self.device)
-                mb = roll.select(i)
-                T = int(mb.mask.sum(1).max())  # trim the padding this minibatch doesn't need
-                mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
-                loss, mb_stats = self.minibatch_loss(mb, i, mask[i, :T], old_logprobs, batch)
-                _check_finite(step, "loss", loss.detach())
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), c.max_grad_norm)
-                self.optimizer.step()
-                stats.append(mb_stats)
+        with fused.fused_gelu(self.policy):  # the same activation, one kernel (fused.py)
+            for _ in range(self.epochs if len(rows) else 0):
+                order = rows[torch.randperm(len(rows), generator=self.generator)]
+                for start in range(0, len(rows), c.mini_batch_size):
+                    i = order[start : start + c.mini_batch_size].to(self.device)
+                    mb = roll.select(i)
+                    T = int(mb.mask.sum(1).max())  # trim the padding this minibatch doesn't need
+                    mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
+                    mb.hidden = None  # sampling's hidden states: step 5 read them, done
+                    loss, mb_stats = self.minibatch_loss(mb, i, mask[i, :T], old_logprobs, batch)
+                    _check_finite(step, "loss", loss.detach())
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.trainable_parameters(), c.max_grad_norm)
+                    self.optimizer.step()
+                    stats.append(mb_stats)
         t_opt = time.perf_counter()
         # 7. metrics (TRL's names), KL controller update
         seq_kl = kl_t.sum(1)  # the penalised estimator summed over each response

@@ -116,6 +116,36 @@ class TestStep:
         )
         assert changed
 
+    def test_values_read_off_sampling_equal_a_forward_pass(self, tiny):
+        """Step 5's values come from the hidden states sampling kept (no extra pass)."""
+        tr = make(tiny, steps=1)
+        roll = tr.sample_batch()
+        assert roll.hidden is not None
+        torch.nn.init.normal_(tr.value_head.linear.weight, std=0.1)  # a head that reads h
+        kept = tr.values(roll)
+        roll.hidden = None  # a rollout from elsewhere: the values need a forward pass
+        m = roll.mask.bool()
+        torch.testing.assert_close(kept[m], tr.values(roll)[m], atol=1e-5, rtol=1e-5)
+        assert kept[m].std() > 0.01
+
+    def test_updates_with_fused_kernels_and_gives_the_policy_back_as_it_was(self, tiny):
+        from transformers.activations import NewGELUActivation
+
+        tr = make(tiny, steps=1)
+        seen = []
+        loss = tr.minibatch_loss
+
+        def spy(*args):
+            seen.append(sum(isinstance(m, NewGELUActivation) for m in tr.policy.modules()))
+            return loss(*args)
+
+        tr.minibatch_loss = spy
+        tr.ppo_step()
+        assert seen == [0] * 4, "every minibatch of the update runs the fused GELU"
+        n_layer = tiny.policy.config.n_layer
+        assert sum(isinstance(m, NewGELUActivation) for m in tr.policy.modules()) == n_layer
+        assert tr.optimizer.param_groups[0]["fused"] is True
+
 
 class TestLengthsKlAndDecay:
     def lengths_sampled(self, tiny, monkeypatch, steps, **kw):

@@ -1,0 +1,103 @@
+"""Tests for rlhf_edu.packing: the lanes' layout, and that a packed forward pass gives the
+padded pass's hidden states, logits, log-probs and gradients."""
+
+import copy
+
+import pytest
+import torch
+
+from rlhf_edu import packing
+from rlhf_edu.generation import response_logprobs, sample
+from rlhf_edu.value_head import response_hidden_states
+
+
+@pytest.fixture(scope="module")
+def rollout(tiny):
+    """Responses of many lengths: some stop early at EOS, so there is padding to save."""
+    roll = sample(tiny.policy, tiny.tokenizer, tiny.prompts[:24], max_new_tokens=24, seed=1)
+    lengths = roll.mask.sum(1)
+    assert lengths.min() < lengths.max() // 2, "the fixture needs short and long responses"
+    return roll
+
+
+def test_lanes_hold_every_sequence_once_with_restarting_positions(rollout):
+    pk = packing.pack(rollout)
+    R, L = pk.input_ids.shape
+    n = rollout.prompt_mask.sum(1) + rollout.mask.sum(1)
+    assert L == int(n.max())
+    assert R < len(rollout), "short sequences share lanes"
+    assert pk.n_tokens < rollout.prompt_ids.numel() + rollout.response_ids.numel()
+    used = torch.zeros(R, L, dtype=torch.long)
+    k = 0  # the first of row b's response tokens among the N
+    for b in range(len(rollout)):
+        p, t = int(rollout.prompt_mask[b].sum()), int(rollout.mask[b].sum())
+        r, start = int(pk.lane[k]), int(pk.column[k]) - (p - 1)
+        seq = torch.cat([rollout.prompt_ids[b, -p:], rollout.response_ids[b, :t]])
+        assert torch.equal(pk.input_ids[r, start : start + p + t], seq)
+        assert torch.equal(pk.position_ids[r, start : start + p + t], torch.arange(p + t))
+        used[r, start : start + p + t] += 1
+        # the position that predicts response token t is the one before it, in the same lane
+        assert torch.equal(pk.lane[k : k + t], torch.full((t,), r))
+        assert torch.equal(pk.input_ids[r, pk.column[k : k + t] + 1], rollout.response_ids[b, :t])
+        T = rollout.response_ids.shape[1]  # past the end: the last token's again
+        assert pk.index[b].tolist() == list(range(k, k + t)) + [k + t - 1] * (T - t)
+        k += t
+    assert k == len(pk.lane) == int(rollout.mask.sum())
+    assert used.max() == 1, "no two sequences overlap"
+    assert int(used.sum()) == int(n.sum())
+
+
+def test_packed_pass_gives_the_padded_outputs(tiny, rollout):
+    m = rollout.mask.bool()
+    h_pad, z_pad = response_hidden_states(tiny.policy, rollout, return_logits=True)
+    h, z = packing.response_outputs(tiny.policy, rollout, logits=True)
+    assert h.shape == h_pad.shape and z.shape == z_pad.shape
+    torch.testing.assert_close(h[m], h_pad[m], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(z[m], z_pad[m], atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(packing.response_outputs(tiny.policy, rollout)[m], h_pad[m])
+    lp = packing.response_logprobs(tiny.policy, rollout, temperature=0.7)
+    torch.testing.assert_close(lp, response_logprobs(tiny.policy, rollout, 0.7), atol=1e-5, rtol=0)
+    assert torch.all(lp[~m] == 0)
+
+
+def test_the_general_path_reads_the_models_own_logits(tiny, rollout, monkeypatch):
+    """A model whose logits are not its output embedding of the hidden state (not GPT-2)."""
+    monkeypatch.setattr(packing, "LINEAR_HEAD_MODEL_TYPES", ())
+    m = rollout.mask.bool()
+    _, z_pad = response_hidden_states(tiny.policy, rollout, return_logits=True)
+    _, z = packing.response_outputs(tiny.policy, rollout, logits=True)
+    torch.testing.assert_close(z[m], z_pad[m], atol=1e-4, rtol=1e-5)
+
+
+def test_gradients_match_the_padded_pass(tiny, rollout):
+    policy = copy.deepcopy(tiny.policy).requires_grad_(True)
+    grads = []
+    for logprobs_fn in (response_logprobs, packing.response_logprobs):
+        policy.zero_grad()
+        logprobs_fn(policy, rollout).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in policy.parameters()]))
+    assert grads[0].abs().max() > 0
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-4, rtol=1e-4)
+
+
+def test_falls_back_to_the_padded_pass_when_packing_saves_nothing(tiny, monkeypatch):
+    roll = sample(tiny.policy, tiny.tokenizer, [tiny.prompts[0]] * 3, max_new_tokens=2, seed=0)
+    assert roll.mask.all(), "every response runs to the limit: no padding to save"
+    assert not packing.worth_packing(roll, packing.pack(roll))
+    calls = []
+    monkeypatch.setattr(
+        "rlhf_edu.value_head.response_hidden_states",
+        lambda *a, **k: calls.append(1) or response_hidden_states(*a, **k),
+    )
+    packing.response_outputs(tiny.policy, roll)
+    assert calls == [1]
+
+
+def test_sampling_keeps_the_hidden_states_the_values_read(tiny, rollout):
+    kept = sample(
+        tiny.policy, tiny.tokenizer, rollout.prompts, max_new_tokens=24, seed=1, keep_hidden=True
+    )
+    assert torch.equal(kept.response_ids, rollout.response_ids) and rollout.hidden is None
+    m = kept.mask.bool()
+    torch.testing.assert_close(kept.hidden[m], response_hidden_states(tiny.policy, kept)[m])
+    assert torch.equal(kept.select([2, 0]).hidden, kept.hidden[[2, 0]])
