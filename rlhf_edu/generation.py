@@ -233,6 +233,17 @@ def response_logits(model, prompt_ids, prompt_mask, response_ids, mask) -> torch
     return out.logits[:, P - 1 : -1]
 
 
+def check_logprob_args(model, rollout, temperature) -> None:
+    """Raise unless ``rollout`` is a :class:`Rollout` that fits ``model``'s context and
+    ``temperature`` is a number > 0 (the checks of :func:`response_logprobs`)."""
+    if not isinstance(rollout, Rollout):
+        raise ValueError(f"rollout: expected a Rollout (from sample), got {type(rollout).__name__}")
+    require_number("temperature", temperature, 0, low_open=True)
+    require_fits_context(
+        model, rollout.prompt_ids.shape[1], rollout.response_ids.shape[1], name="rollout"
+    )
+
+
 def response_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:
     """Per-token log-probs ``(B, T)`` of ``rollout``'s responses under any causal LM.
 
@@ -241,12 +252,7 @@ def response_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torc
 
     Taught in notebooks/01_generating_text.ipynb.
     """
-    if not isinstance(rollout, Rollout):
-        raise ValueError(f"rollout: expected a Rollout (from sample), got {type(rollout).__name__}")
-    require_number("temperature", temperature, 0, low_open=True)
-    require_fits_context(
-        model, rollout.prompt_ids.shape[1], rollout.response_ids.shape[1], name="rollout"
-    )
+    check_logprob_args(model, rollout, temperature)
     logits = response_logits(
         model, rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids, rollout.mask
     )

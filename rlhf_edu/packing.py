@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .generation import Rollout, token_logprobs
+from .generation import Rollout, check_logprob_args, token_logprobs
 
 # Models whose logits are their output embedding applied to the last hidden state, so the LM
 # head can run on the response positions alone (GPT-2's ``lm_head``; no scaling, no softcap).
@@ -67,10 +67,11 @@ def pack(rollout: Rollout) -> Packing:
     """Lay ``rollout``'s sequences (real prompt tokens, then real response tokens) in lanes.
 
     First-fit decreasing: the longest sequence first, each into the first lane with room,
-    lanes of length ``L`` = the longest sequence. See the module docstring.
+    lanes of length ``L`` = the longest sequence. Assumes the layout :func:`can_pack` checks.
+    See the module docstring.
     """
-    prompt_len = rollout.prompt_mask.sum(1).tolist()
-    response_len = rollout.mask.sum(1).tolist()
+    prompt_len = rollout.prompt_mask.long().sum(1).tolist()
+    response_len = rollout.mask.long().sum(1).tolist()
     n = [p + t for p, t in zip(prompt_len, response_len)]
     B, P = rollout.prompt_ids.shape
     T = rollout.response_ids.shape[1]
@@ -83,27 +84,44 @@ def pack(rollout: Rollout) -> Packing:
             free.append(L)
         lane_of[b], start_of[b] = r, L - free[r]
         free[r] -= n[b]
-    device = rollout.response_ids.device
-    input_ids = torch.zeros(len(free), L, dtype=rollout.response_ids.dtype, device=device)
-    position_ids = torch.zeros(len(free), L, dtype=torch.long, device=device)
+    # Laid out on the CPU (many small copies), then moved to the model's device at once.
+    prompt_ids, response_ids = rollout.prompt_ids.cpu(), rollout.response_ids.cpu()
+    input_ids = torch.zeros(len(free), L, dtype=response_ids.dtype)
+    position_ids = torch.zeros(len(free), L, dtype=torch.long)
     lane, column = [], []
     for b in range(B):
         r, s, p, m = lane_of[b], start_of[b], prompt_len[b], response_len[b]
-        input_ids[r, s : s + p] = rollout.prompt_ids[b, P - p :]
-        input_ids[r, s + p : s + p + m] = rollout.response_ids[b, :m]
-        position_ids[r, s : s + p + m] = torch.arange(p + m, device=device)
+        input_ids[r, s : s + p] = prompt_ids[b, P - p :]
+        input_ids[r, s + p : s + p + m] = response_ids[b, :m]
+        position_ids[r, s : s + p + m] = torch.arange(p + m)
         lane += [r] * m
         column += range(s + p - 1, s + p - 1 + m)  # the position before each response token
-    ends = torch.tensor(response_len, device=device).cumsum(0)  # (B,): each row's last + 1
-    t = torch.arange(T, device=device)
-    index = torch.minimum(ends[:, None] - torch.tensor(response_len, device=device)[:, None] + t,
-                          ends[:, None] - 1)  # fmt: skip
+    length = torch.tensor(response_len)[:, None]
+    first = length.cumsum(0) - length  # (B, 1): each row's first response token among the N
+    index = first + torch.minimum(torch.arange(T), length - 1)  # past the end: the last one
+    device = rollout.response_ids.device
     return Packing(
-        input_ids,
-        position_ids,
+        input_ids.to(device),
+        position_ids.to(device),
         torch.tensor(lane, device=device),
         torch.tensor(column, device=device),
-        index,
+        index.to(device),
+    )
+
+
+def can_pack(model, rollout: Rollout) -> bool:
+    """Whether ``rollout`` has the layout :func:`pack` assumes and ``model`` keeps packed
+    sequences apart: every prompt left-padded and non-empty, every response mask a non-empty
+    prefix of ones (as ``generation.sample`` makes them), and attention through sdpa or eager
+    (transformers reads FlashAttention's packing from position ids only for a single row,
+    so lanes there would attend across sequences)."""
+    attention = getattr(model.config, "_attn_implementation", None)
+    prompt_mask, mask = rollout.prompt_mask.long(), rollout.mask.long()
+    return (
+        attention in ("sdpa", "eager")
+        and bool(torch.equal(prompt_mask.flip(1).cumprod(1), prompt_mask.flip(1)))
+        and bool(torch.equal(mask.cumprod(1), mask))
+        and bool(prompt_mask[:, -1].all() and mask[:, 0].all())
     )
 
 
@@ -119,12 +137,12 @@ def response_outputs(
 
     Returns the last hidden states ``(B, T, H)`` at the positions that predict each response
     token (and their logits ``(B, T, V)`` with ``logits=True``), from one forward pass over
-    the lanes; the padded pass when packing would not save tokens. Gradients flow.
+    the lanes; the padded pass when packing would not save tokens or :func:`can_pack` says
+    no. Gradients flow.
     """
     from .value_head import response_hidden_states
 
-    packing = pack(rollout)
-    if not worth_packing(rollout, packing):
+    if not can_pack(model, rollout) or not worth_packing(rollout, packing := pack(rollout)):
         return response_hidden_states(model, rollout, return_logits=logits)
     linear_head = getattr(model.config, "model_type", None) in LINEAR_HEAD_MODEL_TYPES
     out = model(
@@ -144,6 +162,7 @@ def response_outputs(
 
 def response_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:
     """``generation.response_logprobs(model, rollout, temperature)``, packed: ``(B, T)``,
-    0 where ``rollout.mask`` is 0."""
+    0 where ``rollout.mask`` is 0. The same checks of its arguments."""
+    check_logprob_args(model, rollout, temperature)
     _, logits = response_outputs(model, rollout, logits=True)
     return token_logprobs(logits.float() / temperature, rollout.response_ids) * rollout.mask

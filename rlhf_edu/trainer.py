@@ -392,6 +392,7 @@ class PPOTrainer:
         draw: responses the *current* policy has just sampled (``generation.sample`` at
         ``config.temperature``), whose ``logprobs`` are then pi_old's. Lesson 03 hands PPO
         batches drawn as the methods it is compared with draw theirs (same prompts and seeds).
+        Its ``hidden`` is set to None: step 5 computes the values with a forward pass.
         """
         c = self.config
         t0 = time.perf_counter()
@@ -403,6 +404,8 @@ class PPOTrainer:
             raise ValueError(
                 f"roll: expected a generation.Rollout or None, got {type(roll).__name__}"
             )
+        else:  # step 5 reads values only off hidden states this step's sampling kept
+            roll.hidden = None
         old_logprobs, mask = roll.logprobs, roll.mask.float()
         t_gen = time.perf_counter()
         with torch.no_grad():
@@ -425,6 +428,7 @@ class PPOTrainer:
             beta = self.kl_ctl.beta
             kl_t = kl.kl_estimate(old_logprobs, ref_logprobs, kind=self.kl_kind) * mask
             batch = self.advantages(roll, scores, old_logprobs, ref_logprobs, kl_t, mask)
+            roll.hidden = None  # read; after the update they would be stale
         # 6. several epochs of shuffled minibatches (all rows, or the ones step 5 kept)
         stats = []
         rows = batch["rows"] if batch["rows"] is not None else torch.arange(len(roll))
@@ -436,7 +440,6 @@ class PPOTrainer:
                     mb = roll.select(i)
                     T = int(mb.mask.sum(1).max())  # trim the padding this minibatch doesn't need
                     mb.response_ids, mb.mask = mb.response_ids[:, :T], mb.mask[:, :T]
-                    mb.hidden = None  # sampling's hidden states: step 5 read them, done
                     loss, mb_stats = self.minibatch_loss(mb, i, mask[i, :T], old_logprobs, batch)
                     _check_finite(step, "loss", loss.detach())
                     self.optimizer.zero_grad(set_to_none=True)
@@ -528,7 +531,10 @@ class PPOTrainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
+        fused_adamw = [group["fused"] for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, flag in zip(self.optimizer.param_groups, fused_adamw):
+            group["fused"] = flag  # as built here, also from a checkpoint of an unfused AdamW
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])

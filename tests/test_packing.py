@@ -93,6 +93,37 @@ def test_falls_back_to_the_padded_pass_when_packing_saves_nothing(tiny, monkeypa
     assert calls == [1]
 
 
+@pytest.mark.parametrize("case", ["float masks", "a hole in a mask", "an empty response"])
+def test_other_layouts_give_the_padded_outputs(tiny, rollout, case):
+    roll = rollout.select(list(range(6)))
+    if case == "float masks":
+        roll.prompt_mask, roll.mask = roll.prompt_mask.float(), roll.mask.float()
+    elif case == "a hole in a mask":
+        roll.mask = roll.mask.clone()
+        roll.mask[0, 1] = 0
+    else:
+        roll.mask = roll.mask.clone()
+        roll.mask[2] = 0
+    assert packing.can_pack(tiny.policy, roll) is (case == "float masks")
+    m = roll.mask.bool()
+    want = response_logprobs(tiny.policy, roll)
+    torch.testing.assert_close(packing.response_logprobs(tiny.policy, roll)[m], want[m])
+
+
+def test_flash_attention_is_not_packed(tiny, rollout, monkeypatch):
+    """transformers reads FlashAttention's packing from position ids only for one row."""
+    assert packing.can_pack(tiny.policy, rollout)
+    monkeypatch.setattr(tiny.policy.config, "_attn_implementation", "flash_attention_2")
+    assert not packing.can_pack(tiny.policy, rollout)
+
+
+def test_checks_its_arguments_as_the_padded_function_does(tiny, rollout):
+    with pytest.raises(ValueError, match="temperature"):
+        packing.response_logprobs(tiny.policy, rollout, temperature=0.0)
+    with pytest.raises(ValueError, match="rollout: expected a Rollout"):
+        packing.response_logprobs(tiny.policy, "not a rollout")
+
+
 def test_sampling_keeps_the_hidden_states_the_values_read(tiny, rollout):
     kept = sample(
         tiny.policy, tiny.tokenizer, rollout.prompts, max_new_tokens=24, seed=1, keep_hidden=True

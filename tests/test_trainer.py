@@ -128,6 +128,18 @@ class TestStep:
         torch.testing.assert_close(kept[m], tr.values(roll)[m], atol=1e-5, rtol=1e-5)
         assert kept[m].std() > 0.01
 
+    def test_a_rollout_from_elsewhere_gets_values_from_a_pass(self, tiny, monkeypatch):
+        """Hidden states a caller's rollout carries may be another model's: not read."""
+        tr = make(tiny, steps=1)
+        roll = tr.sample_batch()
+        roll.hidden = torch.full_like(roll.hidden, float("nan"))
+        seen = []
+        values = tr.values
+        monkeypatch.setattr(tr, "values", lambda r: seen.append(r.hidden) or values(r))
+        m = tr.ppo_step(roll)
+        assert seen == [None] and math.isfinite(m["loss/value_avg"])
+        assert tr.last_rollout.hidden is None, "no stale hidden states kept after the update"
+
     def test_updates_with_fused_kernels_and_gives_the_policy_back_as_it_was(self, tiny):
         from transformers.activations import NewGELUActivation
 
@@ -261,6 +273,17 @@ class TestCheckpoints:
         assert checkpoint.latest_checkpoint(tmp_path).name == "step-000001"
         fresh = make(tiny, steps=2, checkpoint_every=1, checkpoint_dir=str(tmp_path))
         assert checkpoint.load_checkpoint(fresh, tmp_path) and fresh.step == 1
+
+    def test_resume_keeps_adamw_fused(self, tiny, tmp_path):
+        kw = {"steps": 1, "checkpoint_every": 1, "checkpoint_dir": str(tmp_path)}
+        make(tiny, **kw).train(progress=False)
+        state = torch.load(tmp_path / "step-000001" / "trainer_state.pt", weights_only=False)
+        for group in state["optimizer"]["param_groups"]:
+            group["fused"] = None  # as an AdamW built before it was fused wrote it
+        torch.save(state, tmp_path / "step-000001" / "trainer_state.pt")
+        tr = make(tiny, **{**kw, "steps": 2})
+        tr.train(resume=True, progress=False)
+        assert tr.step == 2 and tr.optimizer.param_groups[0]["fused"] is True
 
     def test_resume_without_checkpoint_starts_from_zero(self, tiny, tmp_path):
         tr = make(tiny, steps=1, checkpoint_every=1, checkpoint_dir=str(tmp_path))
