@@ -10,7 +10,7 @@ keeps its own tensor for the backward pass: about a fifth of the tiny policy's f
 on a CPU. ``torch.nn.functional.gelu(x, approximate="tanh")`` evaluates the same formula in
 one kernel; transformers ships it as ``GELUTanh`` (``"gelu_pytorch_tanh"``) and documents it
 as equivalent to ``NewGELUActivation`` up to rounding. :func:`fused_gelu` swaps one for the
-other while a ``with`` block runs (the trainers' update epochs), :func:`fuse_gelu` for good;
+other while a ``with`` block runs (the trainers' steps), :func:`fuse_gelu` for good;
 ``tests/test_fused.py`` checks that the log-probs agree to 1e-5.
 
 AdamW likewise: :func:`adamw` asks torch for its fused implementation (one kernel over all
@@ -52,9 +52,9 @@ def fuse_gelu(model: torch.nn.Module) -> int:
 @contextlib.contextmanager
 def fused_gelu(model: torch.nn.Module):
     """Run ``model`` with the fused GELU inside the ``with`` block, its own modules after it
-    (also after an error). Yields how many were swapped. The trainers' update epochs run in
-    one, so a model they train computes as it did everywhere else: in sampling, in
-    ``generation.response_logprobs``, and in whatever a lesson does with it next."""
+    (also after an error). Yields how many were swapped. The trainers' steps run their policy
+    and reference in one, so outside a step those models compute as they always did: in
+    ``generation.sample``, ``generation.response_logprobs``, and whatever a lesson does next."""
     swaps = [(parent, name, getattr(parent, name)) for parent, name in _gelu_modules(model)]
     kernel = ACT2CLS["gelu_pytorch_tanh"]()
     for parent, name, _ in swaps:

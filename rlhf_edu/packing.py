@@ -73,7 +73,7 @@ def pack(rollout: Rollout) -> Packing:
     prompt_len = rollout.prompt_mask.long().sum(1).tolist()
     response_len = rollout.mask.long().sum(1).tolist()
     n = [p + t for p, t in zip(prompt_len, response_len)]
-    B, P = rollout.prompt_ids.shape
+    B = rollout.prompt_ids.shape[0]
     T = rollout.response_ids.shape[1]
     L = max(n)
     free: list[int] = []  # room left in each lane
@@ -84,28 +84,30 @@ def pack(rollout: Rollout) -> Packing:
             free.append(L)
         lane_of[b], start_of[b] = r, L - free[r]
         free[r] -= n[b]
-    # Laid out on the CPU (many small copies), then moved to the model's device at once.
-    prompt_ids, response_ids = rollout.prompt_ids.cpu(), rollout.response_ids.cpu()
-    input_ids = torch.zeros(len(free), L, dtype=response_ids.dtype)
-    position_ids = torch.zeros(len(free), L, dtype=torch.long)
-    lane, column = [], []
-    for b in range(B):
-        r, s, p, m = lane_of[b], start_of[b], prompt_len[b], response_len[b]
-        input_ids[r, s : s + p] = prompt_ids[b, P - p :]
-        input_ids[r, s + p : s + p + m] = response_ids[b, :m]
-        position_ids[r, s : s + p + m] = torch.arange(p + m)
-        lane += [r] * m
-        column += range(s + p - 1, s + p - 1 + m)  # the position before each response token
-    length = torch.tensor(response_len)[:, None]
-    first = length.cumsum(0) - length  # (B, 1): each row's first response token among the N
-    index = first + torch.minimum(torch.arange(T), length - 1)  # past the end: the last one
+    # Every real token, row by row (a row's prompt tokens, then its response's), and where
+    # it goes: lane r_b, column s_b + j for the j-th token of row b.
     device = rollout.response_ids.device
+    tokens = torch.cat([rollout.prompt_ids, rollout.response_ids], 1)
+    real = torch.cat([rollout.prompt_mask, rollout.mask.to(rollout.prompt_mask.dtype)], 1)
+    n_b = torch.tensor(n, device=device)
+    row = torch.repeat_interleave(torch.arange(B, device=device), n_b)  # (sum n,)
+    j = torch.arange(len(row), device=device) - (n_b.cumsum(0) - n_b)[row]  # 0, 1, ... per row
+    lane_b = torch.tensor(lane_of, device=device)[row]
+    column_b = torch.tensor(start_of, device=device)[row] + j
+    input_ids = torch.zeros(len(free), L, dtype=tokens.dtype, device=device)
+    position_ids = torch.zeros(len(free), L, dtype=torch.long, device=device)
+    input_ids[lane_b, column_b] = tokens[real.bool()]
+    position_ids[lane_b, column_b] = j
+    response = j >= torch.tensor(prompt_len, device=device)[row]  # the N response tokens
+    length = torch.tensor(response_len, device=device)[:, None]
+    first = length.cumsum(0) - length  # (B, 1): each row's first response token among the N
+    index = first + torch.minimum(torch.arange(T, device=device), length - 1)  # past the end: last
     return Packing(
-        input_ids.to(device),
-        position_ids.to(device),
-        torch.tensor(lane, device=device),
-        torch.tensor(column, device=device),
-        index.to(device),
+        input_ids,
+        position_ids,
+        lane_b[response],
+        column_b[response] - 1,  # the position before each response token predicts it
+        index,
     )
 
 
