@@ -164,5 +164,8 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     if logits.dim() < 1:
         raise ValueError("logits: expected shape (..., V) with a vocabulary dim, got shape ()")
     logp = torch.log_softmax(logits, dim=-1)
-    p_logp = torch.where(torch.isneginf(logits), torch.zeros_like(logp), logp.exp() * logp)
+    p_logp = logp.exp() * logp
+    banned = torch.isneginf(logits)
+    if banned.any():  # 0 * -inf is nan: a banned token's term is 0 (one pass skipped if none)
+        p_logp = torch.where(banned, torch.zeros_like(logp), p_logp)
     return -p_logp.sum(dim=-1)
