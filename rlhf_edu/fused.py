@@ -10,14 +10,14 @@ keeps its own tensor for the backward pass: about a fifth of the tiny policy's f
 on a CPU. ``torch.nn.functional.gelu(x, approximate="tanh")`` evaluates the same formula in
 one kernel; transformers ships it as ``GELUTanh`` (``"gelu_pytorch_tanh"``) and documents it
 as equivalent to ``NewGELUActivation`` up to rounding. :func:`fused_gelu` swaps one for the
-other while a ``with`` block runs (the trainers' steps), :func:`fuse_gelu` for good;
+other while a ``with`` block runs (the trainers' steps, and ``scoring.RewardModel``'s scoring);
 ``tests/test_fused.py`` checks that the log-probs agree to 1e-5.
 
 AdamW likewise: :func:`adamw` asks torch for its fused implementation (one kernel over all
 parameters instead of a loop of small ops per parameter) where torch has one, the same
 update rule.
 
-Used by the trainers (lessons 07, 08 and 10).
+Used by the trainers (lessons 07, 08 and 10) and by ``scoring.RewardModel``.
 """
 
 from __future__ import annotations
@@ -36,17 +36,6 @@ def _gelu_modules(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str]]:
         for name, child in parent.named_children()
         if type(child) is NewGELUActivation
     ]
-
-
-def fuse_gelu(model: torch.nn.Module) -> int:
-    """Replace every ``NewGELUActivation`` in ``model`` by transformers' fused ``GELUTanh``
-    (the same function, one kernel), for good; return how many were replaced. Other
-    activations are left alone; the config is unchanged, so ``save_pretrained`` writes what
-    it read."""
-    swaps = _gelu_modules(model)
-    for parent, name in swaps:
-        setattr(parent, name, ACT2CLS["gelu_pytorch_tanh"]())
-    return len(swaps)
 
 
 @contextlib.contextmanager

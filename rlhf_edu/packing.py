@@ -117,14 +117,18 @@ def can_pack(model, rollout: Rollout) -> bool:
     prefix of ones (as ``generation.sample`` makes them), and attention through sdpa or eager
     (transformers reads FlashAttention's packing from position ids only for a single row,
     so lanes there would attend across sequences)."""
-    attention = getattr(model.config, "_attn_implementation", None)
-    prompt_mask, mask = rollout.prompt_mask.long(), rollout.mask.long()
-    return (
-        attention in ("sdpa", "eager")
-        and bool(torch.equal(prompt_mask.flip(1).cumprod(1), prompt_mask.flip(1)))
-        and bool(torch.equal(mask.cumprod(1), mask))
-        and bool(prompt_mask[:, -1].all() and mask[:, 0].all())
+    if getattr(model.config, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return False
+    if 0 in (rollout.prompt_ids.shape[1], rollout.response_ids.shape[1]):
+        return False
+    prompt_mask, mask = rollout.prompt_mask.long().flip(1), rollout.mask.long()
+    layout = (
+        (prompt_mask.cumprod(1) == prompt_mask).all()  # left padding: ones, then zeros, flipped
+        & (mask.cumprod(1) == mask).all()  # a prefix of ones
+        & prompt_mask[:, 0].all()  # a non-empty prompt
+        & mask[:, 0].all()  # a non-empty response
     )
+    return bool(layout)  # one read back to the host (a GPU sync), not four
 
 
 def worth_packing(rollout: Rollout, packing: Packing) -> bool:
@@ -154,12 +158,21 @@ def response_outputs(
         use_cache=False,
         logits_to_keep=1 if (linear_head or not logits) else 0,
     )
-    hidden = out.hidden_states[-1][packing.lane, packing.column]  # (N, H): response tokens
+    # Gathers as index_select on flat rows: the same values as indexing, and a backward that
+    # adds rows (index_add) instead of a serial index_put.
+    L = packing.input_ids.shape[1]
+    at = packing.lane * L + packing.column  # (N,): the N response positions in the flat lanes
+    index = packing.index.flatten()
+
+    def laid_out(x: torch.Tensor) -> torch.Tensor:  # (N, ...) -> (B, T, ...)
+        return x.index_select(0, index).unflatten(0, packing.index.shape)
+
+    hidden = out.hidden_states[-1].flatten(0, 1).index_select(0, at)  # (N, H)
     if not logits:
-        return hidden[packing.index]
+        return laid_out(hidden)
     if linear_head:  # the LM head on the N response positions only
-        return hidden[packing.index], model.get_output_embeddings()(hidden)[packing.index]
-    return hidden[packing.index], out.logits[packing.lane, packing.column][packing.index]
+        return laid_out(hidden), laid_out(model.get_output_embeddings()(hidden))
+    return laid_out(hidden), laid_out(out.logits.flatten(0, 1).index_select(0, at))
 
 
 def response_logprobs(model, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:

@@ -42,7 +42,6 @@ from .generation import (
     encode_prompts,
     require_prompts_fit,
     sample,
-    token_logprobs,
 )
 from .scoring import check_scores
 from .value_head import ValueHead
@@ -356,11 +355,12 @@ class PPOTrainer:
         """
         with self.autocast():
             hidden, logits = packing.response_outputs(self.policy, roll, logits=True)
-        logits = logits.float() / self.config.temperature
-        logprobs = token_logprobs(logits, roll.response_ids)
+        # log p once, for the sampled tokens' log-probs and for the entropy
+        logp = torch.log_softmax(logits.float() / self.config.temperature, dim=-1)
+        logprobs = logp.gather(-1, roll.response_ids.unsqueeze(-1)).squeeze(-1)
         values = self.value_head(hidden.float())
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.ent_coef > 0):
-            entropy = ppo.entropy_from_logits(logits)
+            entropy = ppo.entropy_from_logprobs(logp)
         return logprobs, values, entropy
 
     @torch.no_grad()

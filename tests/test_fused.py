@@ -17,15 +17,15 @@ def test_the_fused_kernel_is_gelu_new():
     )
 
 
-def test_fuse_gelu_swaps_every_gpt2_activation_and_keeps_the_log_probs(tiny):
+def test_fused_gelu_keeps_the_log_probs(tiny):
     model = copy.deepcopy(tiny.policy)
-    assert fused.fuse_gelu(model) == model.config.n_layer
-    assert not any(isinstance(m, NewGELUActivation) for m in model.modules())
-    assert fused.fuse_gelu(model) == 0, "nothing left to swap"
-    assert model.config.activation_function == tiny.policy.config.activation_function
-    roll = sample(tiny.policy, tiny.tokenizer, tiny.prompts[:8], max_new_tokens=12, seed=0)
-    before, after = response_logprobs(tiny.policy, roll), response_logprobs(model, roll)
+    roll = sample(model, tiny.tokenizer, tiny.prompts[:8], max_new_tokens=12, seed=0)
+    before = response_logprobs(model, roll)
+    with fused.fused_gelu(model):
+        after = response_logprobs(model, roll)
+    assert not torch.equal(after, before), "the fused kernel rounds differently: it ran"
     torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
+    assert model.config.activation_function == tiny.policy.config.activation_function
 
 
 def test_fused_gelu_swaps_inside_the_block_only(tiny):
@@ -42,7 +42,29 @@ def test_fused_gelu_swaps_inside_the_block_only(tiny):
 
 def test_leaves_other_activations_alone():
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
-    assert fused.fuse_gelu(model) == 0 and isinstance(model[1], torch.nn.ReLU)
+    with fused.fused_gelu(model) as n:
+        assert n == 0 and isinstance(model[1], torch.nn.ReLU)
+
+
+def test_reward_model_scores_with_the_fused_gelu_and_gives_its_modules_back(tiny):
+    rm = tiny.reward
+    own = [m for m in rm.model.modules() if isinstance(m, NewGELUActivation)]
+    assert len(own) == rm.model.config.n_layer
+    seen = []
+    hook = rm.model.register_forward_pre_hook(
+        lambda module, args: seen.append(
+            sum(isinstance(m, NewGELUActivation) for m in module.modules())
+        )
+    )
+    try:
+        scores = rm(tiny.prompts[:16])
+    finally:
+        hook.remove()
+    assert seen == [0], "scoring ran without the model's own GELU modules"
+    assert [m for m in rm.model.modules() if isinstance(m, NewGELUActivation)] == own
+    with torch.no_grad():
+        own_scores = rm.forward(tiny.prompts[:16])  # training's path: the model's own modules
+    torch.testing.assert_close(scores, own_scores, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("device, expected", [("cpu", True), ("meta", False)])

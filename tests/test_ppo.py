@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from rlhf_edu.ppo import (
     clipped_surrogate,
     entropy_from_logits,
+    entropy_from_logprobs,
     policy_loss,
     probability_ratio,
     value_loss,
@@ -230,6 +231,16 @@ class TestEntropyFromLogits:
             entropy_from_logits(torch.tensor(1.0))
         with pytest.raises(ValueError, match="logits"):
             entropy_from_logits([[0.0, 1.0]])
+
+    def test_from_logprobs_is_the_same_computation(self):
+        logits = 4 * torch.randn(3, 7, 50, generator=torch.Generator().manual_seed(0))
+        logits[0, 0, :10] = float("-inf")
+        logp = torch.log_softmax(logits, dim=-1)
+        got = entropy_from_logprobs(logp)
+        assert torch.equal(got, entropy_from_logits(logits))  # bit for bit: the trainer's path
+        assert torch.isfinite(got).all()
+        with pytest.raises(ValueError, match="logprobs"):
+            entropy_from_logprobs(torch.tensor(1.0))
 
 
 class TestAgreementWithTRL:
