@@ -42,8 +42,10 @@ def _gelu_modules(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str]]:
 def fused_gelu(model: torch.nn.Module):
     """Run ``model`` with the fused GELU inside the ``with`` block, its own modules after it
     (also after an error). Yields how many were swapped. The trainers' steps run their policy
-    and reference in one, so outside a step those models compute as they always did: in
-    ``generation.sample``, ``generation.response_logprobs``, and whatever a lesson does next."""
+    and reference in one (and ``scoring.RewardModel`` scores in one), so outside them those
+    models compute as they always did: in ``generation.sample``,
+    ``generation.response_logprobs``, and whatever a lesson does next. Nested blocks on one
+    model are fine: the inner one finds nothing left to swap."""
     swaps = [(parent, name, getattr(parent, name)) for parent, name in _gelu_modules(model)]
     kernel = ACT2CLS["gelu_pytorch_tanh"]()
     for parent, name, _ in swaps:

@@ -24,6 +24,11 @@ import torch
 
 from ._checks import require_int, require_number, require_texts
 
+# Models whose logits are their output embedding applied to the last hidden state as
+# ``output_hidden_states`` reports it (GPT-2's ``lm_head``; no scaling, no softcap): the LM head
+# can run on chosen positions alone, and its input is the state a value head reads.
+LINEAR_HEAD_MODEL_TYPES = ("gpt2",)
+
 
 @dataclass
 class Rollout:
@@ -161,6 +166,9 @@ def sample(
     a prompt that with ``max_new_tokens`` exceeds the model's context is refused.
     ``keep_hidden=True`` also keeps the last hidden states that produced each token's logits
     (``Rollout.hidden``): the PPO trainer reads its values ``V(s_t)`` off them (lesson 07).
+    They are the LM head's input at each step, caught by a hook, for models whose head reads
+    the last hidden state as it is (``LINEAR_HEAD_MODEL_TYPES``); any other model, or a head
+    that did not run once per new token, leaves ``hidden`` None.
 
     Taught in notebooks/01_generating_text.ipynb.
     """
@@ -176,29 +184,36 @@ def sample(
     enc = enc.to(device)
     if seed is not None:
         torch.manual_seed(seed)
-    out = model.generate(
-        **enc,
-        do_sample=True,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        use_cache=True,
-        return_dict_in_generate=True,
-        output_logits=True,
-        output_hidden_states=keep_hidden,
-    )
+    kept: list[tuple[int, torch.Tensor]] = []  # keep_hidden: per head call, its input's last
+    hook = None  # position; only the last layer's states, not every layer's (output_hidden_states)
+    if keep_hidden and getattr(model.config, "model_type", None) in LINEAR_HEAD_MODEL_TYPES:
+        hook = model.get_output_embeddings().register_forward_pre_hook(
+            lambda head, args, kwargs: _keep_last(kept, args, kwargs), with_kwargs=True
+        )
+    try:
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            use_cache=True,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+    finally:
+        if hook is not None:
+            hook.remove()
     P = enc["input_ids"].shape[1]
     response_ids = out.sequences[:, P:]
     mask = response_mask(response_ids, tokenizer.eos_token_id)
     response_ids = response_ids.masked_fill(mask == 0, tokenizer.pad_token_id)
     logits = torch.stack(out.logits, dim=1).float()  # (B, T, V), raw (before warpers)
     logprobs = token_logprobs(logits / temperature, response_ids) * mask
-    hidden = None
-    if keep_hidden:  # per new token, the last layer's states; the first step's are the prompt's
-        hidden = torch.stack([step[-1][:, -1] for step in out.hidden_states], dim=1)
+    hidden = _kept_hidden(kept, *response_ids.shape) if keep_hidden else None
     return Rollout(
         prompt_ids=enc["input_ids"],
         prompt_mask=enc["attention_mask"],
@@ -209,6 +224,23 @@ def sample(
         responses=tokenizer.batch_decode(response_ids, skip_special_tokens=True),
         hidden=hidden,
     )
+
+
+def _keep_last(kept: list, args: tuple, kwargs: dict) -> None:
+    """A forward pre-hook on the LM head: keep its input's length and last position ``(B, H)``."""
+    x = args[0] if args else next(iter(kwargs.values()))
+    kept.append((x.shape[1], x[:, -1].clone()))  # a copy: the prompt pass's (B, P, H) is freed
+
+
+def _kept_hidden(kept: list, B: int, T: int) -> torch.Tensor | None:
+    """``(B, T, H)`` from the head's calls: the prompt pass, then one position per new token.
+    None for any other pattern (assisted decoding, a head called twice a step), so that the
+    values come from a forward pass instead; a device that runs one extra step (MPS) is
+    trimmed to ``T``."""
+    kept = kept[:T]
+    if len(kept) != T or any(n != 1 for n, _ in kept[1:]) or any(h.shape[0] != B for _, h in kept):
+        return None
+    return torch.stack([h for _, h in kept], dim=1)
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

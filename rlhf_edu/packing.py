@@ -31,11 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .generation import Rollout, check_logprob_args, token_logprobs
-
-# Models whose logits are their output embedding applied to the last hidden state, so the LM
-# head can run on the response positions alone (GPT-2's ``lm_head``; no scaling, no softcap).
-LINEAR_HEAD_MODEL_TYPES = ("gpt2",)
+from .generation import LINEAR_HEAD_MODEL_TYPES, Rollout, check_logprob_args, token_logprobs
 
 
 @dataclass
@@ -148,6 +144,12 @@ def response_outputs(
     """
     from .value_head import response_hidden_states
 
+    if rollout.prompt_ids.shape[1] == 0:  # nothing predicts the first response token
+        raise ValueError(
+            "rollout.prompt_ids: expected at least one prompt position (an empty prompt is the "
+            "BOS token, as generation.sample encodes it), got shape "
+            f"{tuple(rollout.prompt_ids.shape)}"
+        )
     if not can_pack(model, rollout) or not worth_packing(rollout, packing := pack(rollout)):
         return response_hidden_states(model, rollout, return_logits=logits)
     linear_head = getattr(model.config, "model_type", None) in LINEAR_HEAD_MODEL_TYPES

@@ -163,19 +163,29 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     logits = require_float_tensor("logits", logits)
     if logits.dim() < 1:
         raise ValueError("logits: expected shape (..., V) with a vocabulary dim, got shape ()")
-    return entropy_from_logprobs(torch.log_softmax(logits, dim=-1))
+    return entropy_from_logprobs(torch.log_softmax(logits, dim=-1), torch.isneginf(logits))
 
 
-def entropy_from_logprobs(logprobs: torch.Tensor) -> torch.Tensor:
+def entropy_from_logprobs(
+    logprobs: torch.Tensor, banned: torch.Tensor | None = None
+) -> torch.Tensor:
     """:func:`entropy_from_logits` from ``log p = log_softmax(logits)`` ``(..., V)``, for a
     caller that has it already (the trainer's log-probs come from the same ``log p``):
-    ``H = -sum_v exp(log p_v) log p_v``, ``(...)``. A ``-inf`` entry (a banned token) contributes 0.
+    ``H = -sum_v exp(log p_v) log p_v``, ``(...)``. A banned token contributes 0: where
+    ``banned`` (the logits' ``-inf`` entries, same shape) is True, or by default where
+    ``log p`` is ``-inf``.
     """
     logprobs = require_float_tensor("logprobs", logprobs)
     if logprobs.dim() < 1:
         raise ValueError("logprobs: expected shape (..., V) with a vocabulary dim, got shape ()")
+    if banned is None:
+        banned = torch.isneginf(logprobs)
+    elif not isinstance(banned, torch.Tensor) or banned.shape != logprobs.shape:
+        raise ValueError(
+            f"banned: expected a bool tensor of shape {tuple(logprobs.shape)} (as logprobs), "
+            f"got {getattr(banned, 'shape', type(banned).__name__)}"
+        )
     p_logp = logprobs.exp() * logprobs
-    banned = torch.isneginf(logprobs)
     if banned.any():  # 0 * -inf is nan: a banned token's term is 0 (one pass skipped if none)
         p_logp = torch.where(banned, torch.zeros_like(logprobs), p_logp)
     return -p_logp.sum(dim=-1)

@@ -72,3 +72,14 @@ def test_adamw_is_fused_on_a_cpu(device, expected):
     p = torch.nn.Parameter(torch.zeros(3))
     opt = fused.adamw([p], torch.device(device), lr=1e-3)
     assert opt.param_groups[0]["fused"] is expected
+
+
+def test_fused_gelu_nests(tiny):
+    """The trainer scores inside its own fused block when the reward model is the policy."""
+    model = copy.deepcopy(tiny.policy)
+    own = [m for m in model.modules() if isinstance(m, NewGELUActivation)]
+    with fused.fused_gelu(model) as outer:
+        with fused.fused_gelu(model) as inner:
+            assert (outer, inner) == (len(own), 0)
+        assert not any(isinstance(m, NewGELUActivation) for m in model.modules())
+    assert [m for m in model.modules() if isinstance(m, NewGELUActivation)] == own

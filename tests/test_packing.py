@@ -6,8 +6,8 @@ import copy
 import pytest
 import torch
 
-from rlhf_edu import packing
-from rlhf_edu.generation import response_logprobs, sample
+from rlhf_edu import generation, packing
+from rlhf_edu.generation import encode_prompts, response_logprobs, sample
 from rlhf_edu.value_head import response_hidden_states
 
 
@@ -132,3 +132,67 @@ def test_sampling_keeps_the_hidden_states_the_values_read(tiny, rollout):
     m = kept.mask.bool()
     torch.testing.assert_close(kept.hidden[m], response_hidden_states(tiny.policy, kept)[m])
     assert torch.equal(kept.select([2, 0]).hidden, kept.hidden[[2, 0]])
+    head = tiny.policy.get_output_embeddings()
+    assert not head._forward_pre_hooks, "the hook that kept them is removed"
+
+
+def test_kept_hidden_states_are_the_last_layers_generate_reports(tiny, rollout):
+    """The hook on the LM head's input keeps what ``output_hidden_states`` reports for the last
+    layer, bit for bit, without every other layer's."""
+    kept = sample(
+        tiny.policy, tiny.tokenizer, rollout.prompts, max_new_tokens=24, seed=1, keep_hidden=True
+    )
+    enc = encode_prompts(tiny.tokenizer, rollout.prompts)
+    torch.manual_seed(1)
+    out = tiny.policy.generate(
+        **enc,
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=24,
+        pad_token_id=tiny.tokenizer.pad_token_id,
+        eos_token_id=tiny.tokenizer.eos_token_id,
+        return_dict_in_generate=True,
+        output_hidden_states=True,
+    )
+    every_layer = torch.stack([step[-1][:, -1] for step in out.hidden_states], dim=1)
+    assert every_layer.shape == kept.hidden.shape
+    assert torch.equal(kept.hidden, every_layer)
+
+
+def test_other_models_keep_no_hidden_states(tiny, rollout, monkeypatch):
+    monkeypatch.setattr(generation, "LINEAR_HEAD_MODEL_TYPES", ())  # as for a non-GPT-2 model
+    kept = sample(
+        tiny.policy, tiny.tokenizer, rollout.prompts[:4], max_new_tokens=8, keep_hidden=True
+    )
+    assert kept.hidden is None and kept.logprobs.shape == kept.mask.shape
+
+
+def test_kept_hidden_states_need_one_head_call_per_new_token():
+    B, H = 2, 3
+    prompt, step = (5, torch.zeros(B, H)), (1, torch.ones(B, H))
+    assert generation._kept_hidden([prompt, step, step], B, 3).shape == (B, 3, H)
+    assert generation._kept_hidden([prompt, step, step, step], B, 3).shape == (B, 3, H)  # MPS
+    assert generation._kept_hidden([prompt, step], B, 3) is None  # a call missing
+    assert generation._kept_hidden([prompt, (4, torch.ones(B, H)), step], B, 3) is None  # assisted
+    assert generation._kept_hidden([prompt, (1, torch.ones(1, H)), step], B, 3) is None
+
+
+def test_the_hook_is_removed_when_generate_fails(tiny, rollout, monkeypatch):
+    model = copy.deepcopy(tiny.policy)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("generate failed")
+
+    monkeypatch.setattr(model, "generate", fail)
+    with pytest.raises(RuntimeError, match="generate failed"):
+        sample(model, tiny.tokenizer, rollout.prompts[:2], max_new_tokens=4, keep_hidden=True)
+    assert not model.get_output_embeddings()._forward_pre_hooks
+
+
+def test_an_empty_prompt_tensor_is_refused(tiny, rollout):
+    bad = rollout.select([0, 1])
+    bad.prompt_ids, bad.prompt_mask = bad.prompt_ids[:, :0], bad.prompt_mask[:, :0]
+    with pytest.raises(ValueError, match="rollout.prompt_ids"):
+        packing.response_outputs(tiny.policy, bad)

@@ -241,6 +241,13 @@ class TestEntropyFromLogits:
         assert torch.isfinite(got).all()
         with pytest.raises(ValueError, match="logprobs"):
             entropy_from_logprobs(torch.tensor(1.0))
+        with pytest.raises(ValueError, match="banned"):
+            entropy_from_logprobs(logp, banned=torch.zeros(3, dtype=torch.bool))
+
+    def test_a_row_of_banned_tokens_has_entropy_zero_not_nan(self):
+        logits = torch.zeros(2, 4)
+        logits[0] = float("-inf")  # log_softmax gives nan on this row; its terms are banned
+        torch.testing.assert_close(entropy_from_logits(logits), torch.tensor([0.0, math.log(4)]))
 
 
 class TestAgreementWithTRL:
