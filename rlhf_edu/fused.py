@@ -10,14 +10,14 @@ keeps its own tensor for the backward pass: about a fifth of the tiny policy's f
 on a CPU. ``torch.nn.functional.gelu(x, approximate="tanh")`` evaluates the same formula in
 one kernel; transformers ships it as ``GELUTanh`` (``"gelu_pytorch_tanh"``) and documents it
 as equivalent to ``NewGELUActivation`` up to rounding. :func:`fused_gelu` swaps one for the
-other while a ``with`` block runs (the trainers' steps, and ``scoring.RewardModel``'s scoring);
+other while a ``with`` block runs (the trainers' steps);
 ``tests/test_fused.py`` checks that the log-probs agree to 1e-5.
 
 AdamW likewise: :func:`adamw` asks torch for its fused implementation (one kernel over all
 parameters instead of a loop of small ops per parameter) where torch has one, the same
 update rule.
 
-Used by the trainers (lessons 07, 08 and 10) and by ``scoring.RewardModel``.
+Used by the trainers (lessons 07, 08 and 10).
 """
 
 from __future__ import annotations
@@ -42,10 +42,9 @@ def _gelu_modules(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str]]:
 def fused_gelu(model: torch.nn.Module):
     """Run ``model`` with the fused GELU inside the ``with`` block, its own modules after it
     (also after an error). Yields how many were swapped. The trainers' steps run their policy
-    and reference in one (and ``scoring.RewardModel`` scores in one), so outside them those
-    models compute as they always did: in ``generation.sample``,
-    ``generation.response_logprobs``, and whatever a lesson does next. Nested blocks on one
-    model are fine: the inner one finds nothing left to swap."""
+    and reference in one, so outside a step those models compute as they always did: in
+    ``generation.sample``, ``generation.response_logprobs``, and whatever a lesson does next.
+    Nested blocks on one model are fine: the inner one finds nothing left to swap."""
     swaps = [(parent, name, getattr(parent, name)) for parent, name in _gelu_modules(model)]
     kernel = ACT2CLS["gelu_pytorch_tanh"]()
     for parent, name, _ in swaps:

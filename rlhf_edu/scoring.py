@@ -21,7 +21,6 @@ import numbers
 import torch
 
 from ._checks import require_int, require_texts
-from .fused import fused_gelu
 from .generation import context_length
 
 
@@ -117,21 +116,15 @@ class RewardModel:
 
     @torch.no_grad()
     def __call__(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
-        """Scores without gradients and without dropout, in batches: shape ``(B,)``.
-
-        A GPT-2 reward model runs its GELU as one fused kernel here (``fused.fused_gelu``:
-        the same function up to float rounding); :meth:`forward`, which trains, runs the
-        model's own modules."""
+        """Scores without gradients and without dropout, in batches: shape ``(B,)``."""
         texts = require_texts("texts", texts)
         require_int("batch_size", batch_size, 1)
         was_training = self.model.training
         self.model.eval()  # scoring is deterministic: no dropout
         try:
-            with fused_gelu(self.model):
-                chunks = [
-                    self.forward(texts[i : i + batch_size])
-                    for i in range(0, len(texts), batch_size)
-                ]
+            chunks = [
+                self.forward(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)
+            ]
         finally:
             self.model.train(was_training)
         return torch.cat(chunks)

@@ -17,9 +17,9 @@ step 5 reads the values off the hidden states that sampling already computed.
 
 How it runs, not what it computes: the forward passes of steps 2 and 6 pack each batch's
 sequences without their padding (:mod:`rlhf_edu.packing`), steps 1-6 run the policy and the
-reference with GPT-2's activation as one fused kernel (as ``scoring.RewardModel`` runs a GPT-2
-reward model when it scores), and AdamW is fused (:mod:`rlhf_edu.fused`). Each gives the same
-numbers up to float rounding (tests/test_packing.py, tests/test_fused.py).
+reference with GPT-2's activation as one fused kernel, and AdamW is fused
+(:mod:`rlhf_edu.fused`). Each gives the same numbers up to float rounding
+(tests/test_packing.py, tests/test_fused.py).
 
 Taught in notebooks/07_ppo.ipynb.
 """

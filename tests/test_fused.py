@@ -46,34 +46,6 @@ def test_leaves_other_activations_alone():
         assert n == 0 and isinstance(model[1], torch.nn.ReLU)
 
 
-def test_reward_model_scores_with_the_fused_gelu_and_gives_its_modules_back(tiny):
-    rm = tiny.reward
-    own = [m for m in rm.model.modules() if isinstance(m, NewGELUActivation)]
-    assert len(own) == rm.model.config.n_layer
-    seen = []
-    hook = rm.model.register_forward_pre_hook(
-        lambda module, args: seen.append(
-            sum(isinstance(m, NewGELUActivation) for m in module.modules())
-        )
-    )
-    try:
-        scores = rm(tiny.prompts[:16])
-    finally:
-        hook.remove()
-    assert seen == [0], "scoring ran without the model's own GELU modules"
-    assert [m for m in rm.model.modules() if isinstance(m, NewGELUActivation)] == own
-    with torch.no_grad():
-        own_scores = rm.forward(tiny.prompts[:16])  # training's path: the model's own modules
-    torch.testing.assert_close(scores, own_scores, atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("device, expected", [("cpu", True), ("meta", False)])
-def test_adamw_is_fused_on_a_cpu(device, expected):
-    p = torch.nn.Parameter(torch.zeros(3))
-    opt = fused.adamw([p], torch.device(device), lr=1e-3)
-    assert opt.param_groups[0]["fused"] is expected
-
-
 def test_fused_gelu_nests(tiny):
     """The trainer scores inside its own fused block when the reward model is the policy."""
     model = copy.deepcopy(tiny.policy)
