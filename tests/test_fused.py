@@ -47,7 +47,8 @@ def test_leaves_other_activations_alone():
 
 
 def test_fused_gelu_nests(tiny):
-    """The trainer scores inside its own fused block when the reward model is the policy."""
+    """A block inside another on the same model (a helper that fuses, called during a
+    trainer's step) swaps nothing and gives back nothing: the outer block's restore holds."""
     model = copy.deepcopy(tiny.policy)
     own = [m for m in model.modules() if isinstance(m, NewGELUActivation)]
     with fused.fused_gelu(model) as outer:
@@ -55,3 +56,10 @@ def test_fused_gelu_nests(tiny):
             assert (outer, inner) == (len(own), 0)
         assert not any(isinstance(m, NewGELUActivation) for m in model.modules())
     assert [m for m in model.modules() if isinstance(m, NewGELUActivation)] == own
+
+
+@pytest.mark.parametrize("device, expected", [("cpu", True), ("meta", False)])
+def test_adamw_is_fused_on_a_cpu(device, expected):
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = fused.adamw([p], torch.device(device), lr=1e-3)
+    assert opt.param_groups[0]["fused"] is expected
